@@ -1,0 +1,15 @@
+"""pnlib: a small, readable implementation of PaletteNet (Cho et al., CVPR Workshops 2017).
+
+Layers, lowest first (a module imports only those above it in this list):
+color -> palette -> data -> model -> losses -> metrics -> train -> recolor -> baselines -> viz -> widgets.
+See DESIGN.md in the project notes and README.md.
+"""
+__all__ = ["load_model", "recolor"]
+
+
+def __getattr__(name):
+    # Lazy, so `import pnlib.color` stays light; `pnlib.recolor(...)` still works.
+    if name in ("load_model", "recolor"):
+        from . import recolor as _r
+        return getattr(_r, name)
+    raise AttributeError(f"module 'pnlib' has no attribute {name!r}")

@@ -1,0 +1,178 @@
+"""Colour science in torch: sRGB <-> CIELAB <-> HSV, LAB normalisation, and the hue shift of eq. (10).
+
+PaletteNet works in CIELAB (§2): the network sees I_s in LAB, predicts only the chroma Îab_t and puts the
+source luminance I^L_s back. Training pairs come from the colour augmentation of §4.1, eq. (10):
+
+    RGB -> LAB and cache L
+    RGB -> HSV --hue-shift--> H*SV -> L*A*B*
+    final hue-shifted image: L A*B*          (the cached L with the new chroma)
+
+Every function here is batched, runs on any device, keeps float32 / float64, and takes the channel axis
+as ``dim`` (default -3: images ``(N, 3, H, W)``; palettes ``(N, 6, 3)`` use ``dim=-1``). The formulas
+and constants are scikit-image's (D65, 2° observer), so ``rgb_to_lab`` equals ``skimage.color.rgb2lab``
+(tests check it to 1e-4 in float64), but a batch of 18 hue shifts runs as one tensor expression.
+
+RGB is sRGB in [0, 1]; LAB is in raw units (L in [0, 100]) unless a name says ``norm``; HSV has all three
+channels in [0, 1] (hue 1.0 = 360°), as in skimage.
+"""
+from __future__ import annotations
+
+import torch
+
+# sRGB (linear) -> XYZ, D65, and the D65 / 2° reference white: skimage.color.colorconv's values.
+_XYZ_FROM_RGB = (
+    (0.412453, 0.357580, 0.180423),
+    (0.212671, 0.715160, 0.072169),
+    (0.019334, 0.119193, 0.950227),
+)
+_WHITE_D65 = (0.95047, 1.0, 1.08883)
+
+#: The LAB ranges of §4.2, mapped linearly to [-1, 1] by :func:`normalize_lab`.
+LAB_RANGES = ((0.0, 100.0), (-86.185, 98.254), (-107.863, 94.482))
+
+
+def _consts(x: torch.Tensor):
+    m = torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64)
+    white = torch.tensor(_WHITE_D65, dtype=torch.float64)
+    kw = dict(dtype=x.dtype, device=x.device)
+    return m.to(**kw), torch.linalg.inv(m).to(**kw), white.to(**kw)
+
+
+def _check(x: torch.Tensor, dim: int, name: str) -> None:
+    if not torch.is_tensor(x):
+        raise TypeError(f"{name} must be a torch tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor (RGB in [0, 1]), got {x.dtype}")
+    if x.shape[dim] != 3:
+        raise ValueError(f"{name} must have 3 channels on dim {dim}, got shape {tuple(x.shape)}")
+
+
+def _matmul(x: torch.Tensor, m: torch.Tensor, dim: int) -> torch.Tensor:
+    """Apply a 3x3 matrix to the channel axis ``dim``."""
+    x = x.movedim(dim, -1)
+    return (x @ m.T).movedim(-1, dim)
+
+
+def _scale(x: torch.Tensor, v, dim: int) -> torch.Tensor:
+    """Multiply channel c by v[c] (a length-3 tensor) along ``dim``."""
+    shape = [1] * x.ndim
+    shape[dim] = 3
+    return x * v.reshape(shape)
+
+
+def rgb_to_lab(rgb: torch.Tensor, dim: int = -3) -> torch.Tensor:
+    """sRGB in [0, 1] -> CIELAB (L in [0, 100]), as ``skimage.color.rgb2lab``."""
+    _check(rgb, dim, "rgb")
+    m, _, white = _consts(rgb)
+    lin = torch.where(rgb > 0.04045, ((rgb.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = _scale(_matmul(lin, m, dim), 1.0 / white, dim)
+    f = torch.where(xyz > 0.008856, xyz.clamp_min(0.008856) ** (1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+    fx, fy, fz = f.unbind(dim)
+    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim)
+
+
+def lab_to_rgb(lab: torch.Tensor, dim: int = -3, clip: bool = True) -> torch.Tensor:
+    """CIELAB -> sRGB, as ``skimage.color.lab2rgb``.
+
+    ``clip=True`` (skimage's behaviour) clips to the displayable gamut [0, 1]; ``clip=False`` returns the
+    raw values so a caller can see how far a colour lies outside the sRGB gamut.
+    """
+    _check(lab, dim, "lab")
+    _, m_inv, white = _consts(lab)
+    L, a, b = lab.unbind(dim)
+    fy = (L + 16.0) / 116.0
+    # skimage sets z < 0 (b too large for this L) to 0 before the inverse companding.
+    f = torch.stack([a / 500.0 + fy, fy, (fy - b / 200.0).clamp_min(0.0)], dim)
+    xyz = torch.where(f > 0.2068966, f.clamp_min(0.2068966) ** 3, (f - 16.0 / 116.0) / 7.787)
+    lin = _matmul(_scale(xyz, white, dim), m_inv, dim)
+    rgb = torch.where(lin > 0.0031308, 1.055 * lin.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, 12.92 * lin)
+    return rgb.clamp(0.0, 1.0) if clip else rgb
+
+
+def rgb_to_hsv(rgb: torch.Tensor, dim: int = -3) -> torch.Tensor:
+    """sRGB -> HSV, all channels in [0, 1], as ``skimage.color.rgb2hsv`` (hue 0 where it is undefined)."""
+    _check(rgb, dim, "rgb")
+    r, g, b = rgb.unbind(dim)
+    v = torch.maximum(torch.maximum(r, g), b)
+    delta = v - torch.minimum(torch.minimum(r, g), b)
+    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
+    # skimage's precedence when two channels tie for the maximum: blue, then green, then red.
+    h = torch.where(b == v, 4.0 + (r - g) / safe, torch.where(g == v, 2.0 + (b - r) / safe, (g - b) / safe))
+    h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
+    s = torch.where(delta > 0, delta / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(v))
+    return torch.stack([h, s, v], dim)
+
+
+def hsv_to_rgb(hsv: torch.Tensor, dim: int = -3) -> torch.Tensor:
+    """HSV (all in [0, 1]) -> sRGB, as ``skimage.color.hsv2rgb``."""
+    _check(hsv, dim, "hsv")
+    h, s, v = hsv.unbind(dim)
+    h6 = h * 6.0
+    sector = torch.floor(h6)
+    f = h6 - sector
+    sector = sector.remainder(6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    # The six sectors of the hue circle, each a permutation of (v, t, p, q).
+    table = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
+    out = [torch.zeros_like(v) for _ in range(3)]
+    for k, channels in enumerate(table):
+        here = sector == k
+        out = [torch.where(here, c, o) for c, o in zip(channels, out)]
+    return torch.stack(out, dim)
+
+
+def normalize_lab(lab: torch.Tensor, dim: int = -3) -> torch.Tensor:
+    """Raw LAB -> [-1, 1] per channel with the ranges of §4.2 (:data:`LAB_RANGES`)."""
+    lo, hi = _ranges(lab, dim)
+    return 2.0 * (lab - lo) / (hi - lo) - 1.0
+
+
+def denormalize_lab(lab_norm: torch.Tensor, dim: int = -3) -> torch.Tensor:
+    """Inverse of :func:`normalize_lab`."""
+    lo, hi = _ranges(lab_norm, dim)
+    return (lab_norm + 1.0) * 0.5 * (hi - lo) + lo
+
+
+def _ranges(x: torch.Tensor, dim: int):
+    shape = [1] * x.ndim
+    shape[dim] = 3
+    r = torch.tensor(LAB_RANGES, dtype=x.dtype, device=x.device)
+    return r[:, 0].reshape(shape), r[:, 1].reshape(shape)
+
+
+def _shift_hsv(rgb: torch.Tensor, degrees, dim: int) -> torch.Tensor:
+    """RGB -> HSV, rotate H by ``degrees`` (a number, or one angle per sample of the leading axis)."""
+    hsv = rgb_to_hsv(rgb, dim)
+    h, s, v = hsv.unbind(dim)
+    deg = torch.as_tensor(degrees, dtype=rgb.dtype, device=rgb.device)
+    if deg.ndim == 1 and h.ndim >= 1:
+        if deg.shape[0] != h.shape[0]:
+            raise ValueError(f"got {deg.shape[0]} angles for a batch of {h.shape[0]}")
+        deg = deg.reshape(-1, *([1] * (h.ndim - 1)))
+    elif deg.ndim > 1:
+        raise ValueError(f"degrees must be a number or one angle per sample, got shape {tuple(deg.shape)}")
+    h = (h + deg / 360.0).remainder(1.0)
+    return hsv_to_rgb(torch.stack([h, s, v], dim), dim)
+
+
+def hue_shift(rgb: torch.Tensor, degrees, dim: int = -3) -> torch.Tensor:
+    """The luminance-preserving colour augmentation of §4.1, eq. (10); returns LAB (raw units).
+
+    RGB -> LAB and cache L; RGB -> HSV, shift H, -> RGB -> LAB; put the cached L back. The result keeps
+    the source's L exactly; its chroma is the hue-shifted one. It may lie slightly outside the sRGB gamut
+    (new chroma, old luminance): ``lab_to_rgb(out, clip=True)`` displays it. Images and palettes are
+    shifted by this same function (§4.1: "the corresponding palette ... is also hue-shifted by the same
+    amount"), a palette with ``dim=-1``.
+
+    ``degrees``: one angle, or a 1-D tensor/list with one angle per sample of the leading axis.
+    """
+    _check(rgb, dim, "rgb")
+    L = rgb_to_lab(rgb, dim).narrow(dim, 0, 1)
+    shifted = rgb_to_lab(_shift_hsv(rgb, degrees, dim), dim)
+    return torch.cat([L, shifted.narrow(dim, 1, 2)], dim)
+
+
+def naive_hue_shift(rgb: torch.Tensor, degrees, dim: int = -3) -> torch.Tensor:
+    """The naive HSV hue shift of Fig. 5(c): L is *not* restored, so luminance drifts. Returns LAB."""
+    _check(rgb, dim, "rgb")
+    return rgb_to_lab(_shift_hsv(rgb, degrees, dim), dim)

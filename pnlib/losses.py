@@ -1,0 +1,78 @@
+"""Losses of PaletteNet: E-loss (§3.1) and the adversarial losses of G and D (§3.2).
+
+    L_E   = Σ_H Σ_W (Îab_t − Iab_t)²                                                (3)
+    L_D   = −E[log D_fake(Î_t, P_t)] − E[log D_fake(I_o, P_t)]
+            −E[log D_fake(Î_t, P_o)] − E[log D_real(I_o, P_o)]                      (7)
+    L_Adv = −E[log D_real(Î_t, P_t)]                                                (8)
+    L_G   = λ L_E + L_Adv,   λ = 10                                                 (9)
+
+D outputs logits; D_real = sigmoid(logit) ("the pair is related"), D_fake = 1 − D_real, so the two sum
+to 1 (§3.2). −log D_real(x) is BCE with target 1 and −log D_fake(x) BCE with target 0; E averages over
+the batch and D's H/16 × W/16 patch map. BCE is computed from logits in float32: stable where log(sigmoid(·))
+would underflow to log 0, and safe under bf16 autocast.
+
+Eq. (5) alone (D_real(I_o, P_o), D_fake(Î_t, P_t)) lets D "cheat": it memorises the few originals
+(I_o, P_o) ∈ D_orig instead of judging whether image and palette match. The two extra fake pairs of
+eq. (6), an original with the wrong palette (I_o, P_t) and the output with the original's palette
+(Î_t, P_o), force D to look at the pairing (§3.2).
+"""
+import torch.nn.functional as F
+
+LAMBDA = 10.0  # λ of eq. (9), §3.2
+
+# The pairs of eq. (7): name -> (image, palette, target); target 1 = real (related), 0 = fake.
+PAIRS = {"Ihat_Pt": ("I_hat", "P_t", 0.0),  # eq. (5): the generator's output with its palette
+         "Io_Pt": ("I_o", "P_t", 0.0),      # eq. (6): original image, wrong palette
+         "Ihat_Po": ("I_hat", "P_o", 0.0),  # eq. (6): output, the original's palette
+         "Io_Po": ("I_o", "P_o", 1.0)}      # eq. (5): a genuine pair from D_orig
+NO_ANTICHEAT = ("Ihat_Pt", "Io_Po")         # eq. (5) only
+
+
+def bce(logits, target):
+    """Mean BCE of logits against a constant target (1 real, 0 fake), in float32."""
+    logits = logits.float()
+    return F.binary_cross_entropy_with_logits(logits, logits.new_full(logits.shape, target))
+
+
+def e_loss(ab_pred, ab_target):
+    """E-loss, eq. (3), as a MEAN over batch, the 2 ab channels and pixels of normalised ab.
+
+    The paper sums over pixels; its value is ours × N·2·H·W. The mean keeps λ = 10 and the learning
+    rate meaningful at any image size and batch size.
+    """
+    return F.mse_loss(ab_pred.float(), ab_target.float())
+
+
+def discriminator_terms(D, I_hat, P_t, I_o, P_o, anticheat=True):
+    """D's logit maps for the pairs of eq. (7) (or eq. (5) only), keyed as in PAIRS.
+
+    I_hat = Î_t = [I^L_s, Îab_t] is detached: D's step must not push gradients into G.
+    """
+    inputs = {"I_hat": I_hat.detach(), "P_t": P_t, "I_o": I_o, "P_o": P_o}
+    names = PAIRS if anticheat else NO_ANTICHEAT
+    return {name: D(inputs[PAIRS[name][0]], inputs[PAIRS[name][1]]) for name in names}
+
+
+def discriminator_loss(D, I_hat, P_t, I_o, P_o, anticheat=True):
+    """L_D, eq. (7): sum of the four mean BCE terms; anticheat=False keeps eq. (5)'s two."""
+    terms = discriminator_terms(D, I_hat, P_t, I_o, P_o, anticheat)
+    return sum(bce(logits, PAIRS[name][2]) for name, logits in terms.items())
+
+
+def discriminator_accuracy(terms):
+    """Fraction of D's patches right for each pair of discriminator_terms (logit > 0 means real)."""
+    return {name: ((logits > 0).float() == PAIRS[name][2]).float().mean().item()
+            for name, logits in terms.items()}
+
+
+def adversarial_loss(D, I_hat, P_t):
+    """L_Adv, eq. (8): −E[log D_real(Î_t, P_t)], the non-saturating generator loss of GAN [4].
+
+    Gradients reach G through I_hat; step only G's optimizer with it (phase 2 trains RD, §3.2).
+    """
+    return bce(D(I_hat, P_t), 1.0)
+
+
+def generator_loss(l_e, l_adv, lam=LAMBDA):
+    """L_G, eq. (9): λ L_E + L_Adv."""
+    return lam * l_e + l_adv

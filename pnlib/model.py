@@ -1,0 +1,227 @@
+"""PaletteNet: feature encoder FE, recoloring decoder RD, discriminator D (§2, §3.2, §4.2).
+
+Inputs are the source image I_s and the target palette P_t, both in normalised LAB ([-1, 1], §4.2);
+the output is the ab image Îab_t. FE sees the whole of I_s; RD sees P_t at three of its four stages:
+
+    FE(I_s) = c = {c1, c2, c3, c4}                                        (1)
+    G(I_s, P_t) = RD(FE(I_s), P_t) = RD(c, P_t) = Îab_t                   (2)
+
+    d1 = Deconv([P_t, c1])        d2 = Deconv([c2, d1])
+    d3 = Deconv([P_t, c3, d2])    d4 = Deconv([P_t, c4, d3])
+    Îab_t = tanh(Conv([I^L_s, d4]))          Î_t = [I^L_s, Îab_t]
+
+[P, x] repeats the 18-vector P (six LAB colours) on every pixel of x and concatenates in depth (§2).
+Shapes for an H×W input and width w (the paper's 288×432 is the default `summary` size):
+
+    FE   stem  3 -> w        H        RD   d1  [P_t, c1]     18+8w -> 4w  H/8
+         c4    w -> w        H/2           d2  [c2, d1]       4w+4w -> 2w  H/4
+         c3    w -> 2w       H/4           d3  [P_t, c3, d2]  18+4w -> w   H/2
+         c2   2w -> 4w       H/8           d4  [P_t, c4, d3]  18+2w -> w   H
+         c1   4w -> 8w       H/16          Îab_t  [I^L_s, d4]  1+w -> 2    H
+
+Every conv/deconv of FE and RD is followed by InstanceNorm and LeakyReLU (end of §2) except RD's last
+conv, which feeds tanh. D(I, P) classifies whether a pair (image, palette) is related (§3.2, §4.2).
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+MULTIPLE = 16  # four stride-2 stages: H and W must divide by 2**4
+
+
+def check_size(x, m=MULTIPLE):
+    """Raise ValueError unless x's H and W are multiples of m (FE and D halve the size four times)."""
+    h, w = x.shape[-2:]
+    if h % m or w % m:
+        raise ValueError(f"image size {h}x{w} is not a multiple of {m} in both H and W; "
+                         "pad it (pad_to_multiple) or use PaletteNet.recolor_any_size")
+
+
+def tile_palette(P, like):
+    """[P, x] of §2: palette P (N, 6, 3) -> (N, 18, h, w) repeated on every pixel of `like`."""
+    h, w = like.shape[-2:]
+    return P.reshape(P.shape[0], -1, 1, 1).expand(-1, -1, h, w)
+
+
+class ConvNormAct(nn.Sequential):
+    """conv (or deconv) -> InstanceNorm -> LeakyReLU(0.2), the unit of FE, RD and D (§2, §4.2).
+
+    InstanceNorm normalises each image on its own, so one image's saturation does not shift another's
+    (§4.2). It subtracts each channel's mean, which removes any constant a conv bias would add; IN's own
+    affine β does that job, so the conv here never carries a bias.
+    """
+
+    def __init__(self, cin, cout, kernel, stride=1, padding=0, transpose=False):
+        conv = nn.ConvTranspose2d if transpose else nn.Conv2d
+        super().__init__(conv(cin, cout, kernel, stride, padding, bias=False),
+                         nn.InstanceNorm2d(cout, affine=True),
+                         nn.LeakyReLU(0.2))
+
+
+class ResidualDown(nn.Module):
+    """Residual block [6] that halves H and W (§2: "reduces the spatial size ... in half").
+
+    Both branches end in IN -> LeakyReLU so that every conv of FE is followed by the pair (§2);
+    the sum is returned as is.
+    """
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.body = nn.Sequential(ConvNormAct(cin, cout, 3, stride=2, padding=1),
+                                  ConvNormAct(cout, cout, 3, padding=1))
+        self.skip = ConvNormAct(cin, cout, 1, stride=2)
+
+    def forward(self, x):
+        return self.body(x) + self.skip(x)
+
+
+class FeatureEncoder(nn.Module):
+    """FE, eq. (1): I_s (N, 3, H, W) -> (c1, c2, c3, c4), c1 deepest (8w at H/16) ... c4 (w at H/2).
+
+    No conv has a bias (§4.2: "initializing FE without bias ... the best choice").
+    """
+
+    def __init__(self, width=16):
+        super().__init__()
+        w = width
+        self.stem = ConvNormAct(3, w, 3, padding=1)
+        self.down = nn.ModuleList([ResidualDown(w, w), ResidualDown(w, 2 * w),
+                                   ResidualDown(2 * w, 4 * w), ResidualDown(4 * w, 8 * w)])
+
+    def forward(self, I_s):
+        check_size(I_s)
+        x = self.stem(I_s)
+        feats = []
+        for block in self.down:
+            x = block(x)
+            feats.append(x)
+        c4, c3, c2, c1 = feats
+        return c1, c2, c3, c4
+
+
+class RecoloringDecoder(nn.Module):
+    """RD, eq. (2): (c, P_t, I^L_s) -> Îab_t (N, 2, H, W) in (-1, 1).
+
+    Deconvs are 4×4 stride 2 padding 1, an exact 2× upsampling. The last layer is a 3×3 conv, not a
+    deconv (§4.2: "the last layer as the convolution was better"), followed by tanh only (§2). §4.2
+    found RD "with bias" best; a bias before InstanceNorm is cancelled by it (see ConvNormAct), so the
+    one bias that can act is the last conv's, and that is where RD has it.
+    """
+
+    def __init__(self, width=16):
+        super().__init__()
+        w, p = width, 18
+        self.up1 = ConvNormAct(p + 8 * w, 4 * w, 4, 2, 1, transpose=True)
+        self.up2 = ConvNormAct(4 * w + 4 * w, 2 * w, 4, 2, 1, transpose=True)
+        self.up3 = ConvNormAct(p + 2 * w + 2 * w, w, 4, 2, 1, transpose=True)
+        self.up4 = ConvNormAct(p + w + w, w, 4, 2, 1, transpose=True)
+        self.to_ab = nn.Conv2d(1 + w, 2, 3, padding=1, bias=True)
+
+    def forward(self, c, P_t, L_s):
+        c1, c2, c3, c4 = c
+        d1 = self.up1(torch.cat([tile_palette(P_t, c1), c1], 1))
+        d2 = self.up2(torch.cat([c2, d1], 1))
+        d3 = self.up3(torch.cat([tile_palette(P_t, c3), c3, d2], 1))
+        d4 = self.up4(torch.cat([tile_palette(P_t, c4), c4, d3], 1))
+        return torch.tanh(self.to_ab(torch.cat([L_s, d4], 1)))
+
+
+def pad_to_multiple(x, m=MULTIPLE):
+    """Pad x (N, C, h, w) at the bottom/right to multiples of m; returns (padded, (h, w)).
+
+    Reflect padding continues the image's texture, so the network sees no artificial edge; it needs the
+    pad to be smaller than the image, so tiny images fall back to replicate.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = -h % m, -w % m
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def crop_to(x, size):
+    """Undo pad_to_multiple: keep the top-left size = (h, w)."""
+    h, w = size
+    return x[..., :h, :w]
+
+
+class PaletteNet(nn.Module):
+    """G = RD ∘ FE, eq. (2). forward(I_s, P_t) -> Îab_t; I_s (N, 3, H, W), P_t (N, 6, 3), normalised LAB.
+
+    `width` is w in the module docstring's table. The default w = 16 is the teaching / CPU scale:
+    1,081,026 parameters (FE 660,992, RD 420,034), 18.8 GFLOPs per 288×432 image. w = 64 is the paper
+    scale (the paper gives no widths; 64 is the usual DCGAN/U-net base): 16,966,146 parameters,
+    291 GFLOPs per 288×432 image. H and W must be multiples of 16; recolor_any_size pads for you.
+    """
+
+    def __init__(self, width=16):
+        super().__init__()
+        self.width = width
+        self.encoder = FeatureEncoder(width)
+        self.decoder = RecoloringDecoder(width)
+
+    def forward(self, I_s, P_t):
+        return self.decoder(self.encoder(I_s), P_t, I_s[:, :1])
+
+    def forward_features(self, c, P_t, L_s):
+        """RD alone on precomputed c = FE(I_s): changing P_t reruns only RD (palette sliders)."""
+        return self.decoder(c, P_t, L_s)
+
+    def recolor_lab(self, I_s, P_t):
+        """Î_t = [I^L_s, Îab_t] (§2): the source luminance with the predicted colour."""
+        return torch.cat([I_s[:, :1], self(I_s, P_t)], 1)
+
+    def recolor_any_size(self, I_s, P_t):
+        """Î_t for any H×W: pad to multiples of 16, run, crop; L is I_s's own, untouched."""
+        padded, size = pad_to_multiple(I_s)
+        return torch.cat([I_s[:, :1], crop_to(self(padded, P_t), size)], 1)
+
+
+class Discriminator(nn.Module):
+    """D(I, P), §3.2 and §4.2: logits that the pair (I, P) is related ("real"), one per image patch.
+
+    Input [I, P] (3 + 18 channels); four 4×4 stride-2 convs w -> 2w -> 4w -> 1, so the output is a
+    heat map (N, 1, H/16, W/16) of logits (§4.2). §4.2 puts IN + LeakyReLU after every conv of D; we
+    leave them off the output layer, whose bias is D's only one (see ConvNormAct).
+    """
+
+    def __init__(self, width=32):
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(ConvNormAct(3 + 18, w, 4, 2, 1),
+                                  ConvNormAct(w, 2 * w, 4, 2, 1),
+                                  ConvNormAct(2 * w, 4 * w, 4, 2, 1))
+        # No norm here: InstanceNorm of a single channel forces each image's map to zero mean, so D
+        # could never say "all real" or "all fake" for an image; the logits must stay free.
+        self.logits = nn.Conv2d(4 * w, 1, 4, 2, 1, bias=True)
+
+    def forward(self, I, P):
+        check_size(I)
+        return self.logits(self.body(torch.cat([I, tile_palette(P, I)], 1)))
+
+
+def count_parameters(module):
+    """Number of scalars in module's parameters."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def _gflops(fn):
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        fn()
+    return counter.get_total_flops() / 1e9  # torch counts 2 FLOPs per multiply-add
+
+
+def summary(model, D=None, size=(288, 432)):
+    """Parameters of FE, RD (and D) and forward GFLOPs for one size=(H, W) image, as text."""
+    dev = next(model.parameters()).device
+    I = torch.zeros(1, 3, *size, device=dev)
+    P = torch.zeros(1, 6, 3, device=dev)
+    lines = [f"PaletteNet width {model.width}, forward at {size[0]}x{size[1]}:",
+             f"  FE  {count_parameters(model.encoder):>12,} params",
+             f"  RD  {count_parameters(model.decoder):>12,} params",
+             f"  G   {count_parameters(model):>12,} params  {_gflops(lambda: model(I, P)):8.2f} GFLOPs"]
+    if D is not None:
+        I, P = I.to(next(D.parameters()).device), P.to(next(D.parameters()).device)
+        lines.append(f"  D   {count_parameters(D):>12,} params  {_gflops(lambda: D(I, P)):8.2f} GFLOPs")
+    return "\n".join(lines)

@@ -1,0 +1,157 @@
+"""Colour palettes: parse, format, extract, draw.
+
+A palette is six colours (§1: "six of the most representative colors"). Here a palette is a ``(6, 3)``
+float tensor of sRGB in [0, 1] (a batch is ``(N, 6, 3)``, colour last). The network wants it in
+normalised LAB (§4.2): ``normalize_lab(rgb_to_lab(p, dim=-1), dim=-1)``. A palette is hue-shifted by the
+same :func:`pnlib.color.hue_shift` as an image, with ``dim=-1``.
+
+Palettes need not come from designers: :func:`extract_palette` takes the palette of any photo by
+k-means in LAB, which is what lets any photo folder be a PaletteNet dataset (DESIGN.md, "Data").
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from .color import lab_to_rgb, rgb_to_lab
+
+N_COLORS = 6
+_HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+
+
+def _css_names() -> dict[str, str]:
+    from matplotlib.colors import CSS4_COLORS
+
+    return {k.lower(): v for k, v in CSS4_COLORS.items()}
+
+
+def _parse_color(entry: str, i: int) -> tuple[float, float, float]:
+    s = entry.strip()
+    if not s:
+        raise ValueError(f"palette entry {i + 1} is empty")
+    m = _HEX.match(s)
+    if m is None and s.lower() in _css_names():
+        m = _HEX.match(_css_names()[s.lower()])
+    if m is None:
+        hint = "a '#rrggbb' or '#rgb' hex code" if s.startswith("#") else "a CSS colour name or a hex code"
+        raise ValueError(f"palette entry {i + 1} {s!r} is not {hint}")
+    h = m.group(1)
+    if len(h) == 3:
+        h = "".join(c * 2 for c in h)
+    return tuple(int(h[k:k + 2], 16) / 255.0 for k in (0, 2, 4))
+
+
+def parse_palette(x) -> torch.Tensor:
+    """Anything that names six colours -> a ``(6, 3)`` float32 RGB tensor in [0, 1].
+
+    Accepts a comma/space separated string (``"#e63946, #f1faee navy ..."``), a list of '#rrggbb', '#rgb'
+    or CSS colour names, or an array/tensor of six RGB triples (floats in [0, 1] or integers 0-255).
+    Raises ``ValueError`` naming the offending entry, or the count when it is not six.
+    """
+    if isinstance(x, str):
+        parts = [p for p in re.split(r"[,\s]+", x.strip()) if p]
+        if not parts:
+            raise ValueError("the palette string is empty: give 6 colours, e.g. '#e63946,#f1faee,...'")
+        x = parts
+    if isinstance(x, (list, tuple)) and x and all(isinstance(e, str) for e in x):
+        if len(x) != N_COLORS:
+            raise ValueError(f"a palette needs exactly {N_COLORS} colours, got {len(x)}: {list(x)}")
+        return torch.tensor([_parse_color(e, i) for i, e in enumerate(x)], dtype=torch.float32)
+    return _parse_array(x)
+
+
+def _parse_array(x) -> torch.Tensor:
+    if isinstance(x, Iterable) and not torch.is_tensor(x) and not isinstance(x, np.ndarray):
+        x = list(x)
+        if any(isinstance(e, str) for e in x):
+            raise ValueError("mix of strings and numbers in the palette: give six hex/CSS names or six RGB triples")
+    try:
+        arr = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"cannot read the palette as six RGB triples: {e}") from None
+    if arr.dtype == object or arr.ndim != 2 or arr.shape[1] != 3:
+        raise ValueError(f"a palette array must have shape (6, 3), got {arr.shape}")
+    if arr.shape[0] != N_COLORS:
+        raise ValueError(f"a palette needs exactly {N_COLORS} colours, got {arr.shape[0]}")
+    if arr.dtype.kind in "iu":
+        bad = [i for i in range(N_COLORS) if (arr[i] < 0).any() or (arr[i] > 255).any()]
+        if bad:
+            raise ValueError(f"palette entry {bad[0] + 1} {arr[bad[0]].tolist()} is outside 0-255")
+        return torch.tensor(arr / 255.0, dtype=torch.float32)
+    if arr.dtype.kind != "f":
+        raise ValueError(f"a palette array must hold numbers, got dtype {arr.dtype}")
+    for i in range(N_COLORS):
+        if not np.isfinite(arr[i]).all():
+            raise ValueError(f"palette entry {i + 1} {arr[i].tolist()} is not finite")
+        if (arr[i] < 0).any() or (arr[i] > 1).any():
+            raise ValueError(
+                f"palette entry {i + 1} {arr[i].tolist()} is outside [0, 1] "
+                "(give floats in [0, 1] or integers 0-255)")
+    return torch.tensor(arr, dtype=torch.float32)
+
+
+def format_palette(palette) -> list[str]:
+    """A ``(6, 3)`` RGB palette (anything :func:`parse_palette` takes) -> six '#rrggbb' strings."""
+    p = parse_palette(palette) if not torch.is_tensor(palette) else palette.detach().cpu().float()
+    rgb = (p.clamp(0, 1) * 255).round().to(torch.int64).tolist()
+    return ["#{:02x}{:02x}{:02x}".format(*c) for c in rgb]
+
+
+def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): each next centre drawn ∝ squared distance."""
+    centres = [x[torch.randint(len(x), (1,), generator=gen)].squeeze(0)]
+    d2 = ((x - centres[0]) ** 2).sum(1)
+    for _ in range(k - 1):
+        total = d2.sum()
+        if total <= 0:  # fewer distinct colours than k: repeat one
+            idx = torch.randint(len(x), (1,), generator=gen)
+        else:
+            idx = torch.multinomial(d2 / total, 1, generator=gen)
+        centres.append(x[idx].squeeze(0))
+        d2 = torch.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
+    return torch.stack(centres)
+
+
+def extract_palette(rgb: torch.Tensor, k: int = N_COLORS, seed: int = 0, max_pixels: int = 20000,
+                    iters: int = 30) -> torch.Tensor:
+    """The palette of an image: k-means in LAB (k-means++ start, fixed seed) -> ``(k, 3)`` RGB in [0, 1].
+
+    ``rgb``: a ``(3, H, W)`` float image in [0, 1]. At most ``max_pixels`` pixels (a seeded subsample)
+    are clustered. Deterministic: the same image and seed give the same palette.
+
+    Order: by the share of pixels each colour covers, largest first (ties: lighter first). So colour 1
+    is the dominant colour of the image, as in the designer palettes of Fig. 1.
+    """
+    if not torch.is_tensor(rgb) or rgb.ndim != 3 or rgb.shape[0] != 3:
+        raise ValueError(f"extract_palette wants a (3, H, W) RGB tensor, got {getattr(rgb, 'shape', type(rgb))}")
+    gen = torch.Generator().manual_seed(seed)
+    lab = rgb_to_lab(rgb.detach().cpu().double(), dim=0).reshape(3, -1).T
+    if len(lab) > max_pixels:
+        lab = lab[torch.randperm(len(lab), generator=gen)[:max_pixels]]
+    centres = _kmeans_pp(lab, k, gen)
+    for _ in range(iters):
+        assign = torch.cdist(lab, centres).argmin(1)
+        new = centres.clone()
+        for j in range(k):
+            members = lab[assign == j]
+            if len(members):
+                new[j] = members.mean(0)
+        if torch.allclose(new, centres, atol=1e-6):
+            break
+        centres = new
+    assign = torch.cdist(lab, centres).argmin(1)
+    counts = torch.bincount(assign, minlength=k)
+    order = sorted(range(k), key=lambda j: (-int(counts[j]), -float(centres[j, 0])))
+    return lab_to_rgb(centres[order], dim=-1, clip=True).float()
+
+
+def palette_swatch(palette, height: int = 40, width: int = 40) -> np.ndarray:
+    """A ``(height, 6*width, 3)`` float image of the palette's colours side by side, for ``imshow``."""
+    p = parse_palette(palette) if not torch.is_tensor(palette) else palette.detach().cpu().float()
+    if p.ndim != 2 or p.shape[-1] != 3:
+        raise ValueError(f"palette_swatch wants one (6, 3) palette, got shape {tuple(p.shape)}")
+    row = np.repeat(p.clamp(0, 1).numpy()[None], width, axis=0).transpose(1, 0, 2).reshape(-1, 3)
+    return np.repeat(row[None], height, axis=0)

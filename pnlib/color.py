@@ -48,25 +48,20 @@ def _check(x: torch.Tensor, dim: int, name: str) -> None:
 
 
 def _matmul(x: torch.Tensor, m: torch.Tensor, dim: int) -> torch.Tensor:
-    """Apply a 3x3 matrix to the channel axis ``dim``."""
-    x = x.movedim(dim, -1)
-    return (x @ m.T).movedim(-1, dim)
-
-
-def _scale(x: torch.Tensor, v, dim: int) -> torch.Tensor:
-    """Multiply channel c by v[c] (a length-3 tensor) along ``dim``."""
-    shape = [1] * x.ndim
-    shape[dim] = 3
-    return x * v.reshape(shape)
+    """Apply a 3x3 matrix to the channel axis ``dim`` (three weighted sums: faster than a strided matmul)."""
+    c = x.unbind(dim)
+    rows = m.tolist()
+    return torch.stack([r[0] * c[0] + r[1] * c[1] + r[2] * c[2] for r in rows], dim)
 
 
 def rgb_to_lab(rgb: torch.Tensor, dim: int = -3) -> torch.Tensor:
     """sRGB in [0, 1] -> CIELAB (L in [0, 100]), as ``skimage.color.rgb2lab``."""
     _check(rgb, dim, "rgb")
     m, _, white = _consts(rgb)
-    lin = torch.where(rgb > 0.04045, ((rgb.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = _scale(_matmul(lin, m, dim), 1.0 / white, dim)
-    f = torch.where(xyz > 0.008856, xyz.clamp_min(0.008856) ** (1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+    # sRGB companding -> linear RGB; the clamp keeps pow's argument valid in the unused branch.
+    lin = torch.where(rgb > 0.04045, rgb.clamp_min(0.04045).add(0.055).div_(1.055).pow_(2.4), rgb / 12.92)
+    xyz = _matmul(lin, m / white[:, None], dim)  # XYZ already divided by the reference white
+    f = torch.where(xyz > 0.008856, xyz.clamp_min(0.008856).pow_(1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
     fx, fy, fz = f.unbind(dim)
     return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim)
 
@@ -84,7 +79,7 @@ def lab_to_rgb(lab: torch.Tensor, dim: int = -3, clip: bool = True) -> torch.Ten
     # skimage sets z < 0 (b too large for this L) to 0 before the inverse companding.
     f = torch.stack([a / 500.0 + fy, fy, (fy - b / 200.0).clamp_min(0.0)], dim)
     xyz = torch.where(f > 0.2068966, f.clamp_min(0.2068966) ** 3, (f - 16.0 / 116.0) / 7.787)
-    lin = _matmul(_scale(xyz, white, dim), m_inv, dim)
+    lin = _matmul(xyz, m_inv * white[None, :], dim)  # scale by the white point, then XYZ -> linear RGB
     rgb = torch.where(lin > 0.0031308, 1.055 * lin.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, 12.92 * lin)
     return rgb.clamp(0.0, 1.0) if clip else rgb
 
@@ -104,21 +99,18 @@ def rgb_to_hsv(rgb: torch.Tensor, dim: int = -3) -> torch.Tensor:
 
 
 def hsv_to_rgb(hsv: torch.Tensor, dim: int = -3) -> torch.Tensor:
-    """HSV (all in [0, 1]) -> sRGB, as ``skimage.color.hsv2rgb``."""
+    """HSV (all in [0, 1]) -> sRGB, as ``skimage.color.hsv2rgb``.
+
+    Closed form of the six-sector table: channel c = V - V*S*clamp(min(k, 4 - k), 0, 1) with
+    k = (n_c + 6H) mod 6 and n = (5, 3, 1) for (R, G, B).
+    """
     _check(hsv, dim, "hsv")
-    h, s, v = hsv.unbind(dim)
-    h6 = h * 6.0
-    sector = torch.floor(h6)
-    f = h6 - sector
-    sector = sector.remainder(6)
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    # The six sectors of the hue circle, each a permutation of (v, t, p, q).
-    table = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
-    out = [torch.zeros_like(v) for _ in range(3)]
-    for k, channels in enumerate(table):
-        here = sector == k
-        out = [torch.where(here, c, o) for c, o in zip(channels, out)]
-    return torch.stack(out, dim)
+    shape = [1] * hsv.ndim
+    shape[dim] = 3
+    n = torch.tensor([5.0, 3.0, 1.0], dtype=hsv.dtype, device=hsv.device).reshape(shape)
+    h, s, v = (hsv.narrow(dim, i, 1) for i in range(3))
+    k = (h * 6.0 + n).remainder_(6.0)
+    return v - v * s * torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
 
 
 def normalize_lab(lab: torch.Tensor, dim: int = -3) -> torch.Tensor:
@@ -140,19 +132,27 @@ def _ranges(x: torch.Tensor, dim: int):
     return r[:, 0].reshape(shape), r[:, 1].reshape(shape)
 
 
-def _shift_hsv(rgb: torch.Tensor, degrees, dim: int) -> torch.Tensor:
-    """RGB -> HSV, rotate H by ``degrees`` (a number, or one angle per sample of the leading axis)."""
-    hsv = rgb_to_hsv(rgb, dim)
-    h, s, v = hsv.unbind(dim)
-    deg = torch.as_tensor(degrees, dtype=rgb.dtype, device=rgb.device)
-    if deg.ndim == 1 and h.ndim >= 1:
-        if deg.shape[0] != h.shape[0]:
-            raise ValueError(f"got {deg.shape[0]} angles for a batch of {h.shape[0]}")
-        deg = deg.reshape(-1, *([1] * (h.ndim - 1)))
-    elif deg.ndim > 1:
+def _angles(degrees, x: torch.Tensor) -> torch.Tensor:
+    """``degrees`` as a tensor broadcastable against ``x`` (channel axis removed) along the leading axis."""
+    deg = torch.as_tensor(degrees, dtype=x.dtype, device=x.device)
+    if deg.ndim == 0:
+        return deg
+    if deg.ndim > 1:
         raise ValueError(f"degrees must be a number or one angle per sample, got shape {tuple(deg.shape)}")
+    if x.ndim == 0 or x.shape[0] not in (1, deg.shape[0]):
+        raise ValueError(f"got {deg.shape[0]} angles for a batch of {x.shape[0] if x.ndim else 1}")
+    return deg.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def _shift_hsv(rgb: torch.Tensor, degrees, dim: int) -> torch.Tensor:
+    """RGB -> HSV, rotate H by ``degrees``, -> RGB."""
+    hsv = rgb_to_hsv(rgb, dim)
+    h = hsv.narrow(dim, 0, 1)
+    deg = _angles(degrees, h.squeeze(dim) if h.ndim > 1 else h)
+    deg = deg.unsqueeze(dim) if deg.ndim else deg
     h = (h + deg / 360.0).remainder(1.0)
-    return hsv_to_rgb(torch.stack([h, s, v], dim), dim)
+    sv = hsv.narrow(dim, 1, 2)
+    return hsv_to_rgb(torch.cat([h, sv.expand_as(torch.cat([h, h], dim))], dim), dim)
 
 
 def hue_shift(rgb: torch.Tensor, degrees, dim: int = -3) -> torch.Tensor:
@@ -164,12 +164,14 @@ def hue_shift(rgb: torch.Tensor, degrees, dim: int = -3) -> torch.Tensor:
     shifted by this same function (§4.1: "the corresponding palette ... is also hue-shifted by the same
     amount"), a palette with ``dim=-1``.
 
-    ``degrees``: one angle, or a 1-D tensor/list with one angle per sample of the leading axis.
+    ``degrees``: one angle, or a 1-D tensor/list with one angle per sample of the leading axis. A batch of
+    one with K angles gives its K shifted copies (L and HSV of the source are computed once), e.g. the 18
+    augmented copies of a photo: ``hue_shift(rgb[None], torch.arange(18) * 20.0)``.
     """
     _check(rgb, dim, "rgb")
-    L = rgb_to_lab(rgb, dim).narrow(dim, 0, 1)
     shifted = rgb_to_lab(_shift_hsv(rgb, degrees, dim), dim)
-    return torch.cat([L, shifted.narrow(dim, 1, 2)], dim)
+    L = rgb_to_lab(rgb, dim).narrow(dim, 0, 1)
+    return torch.cat([L.expand_as(shifted.narrow(dim, 0, 1)), shifted.narrow(dim, 1, 2)], dim)
 
 
 def naive_hue_shift(rgb: torch.Tensor, degrees, dim: int = -3) -> torch.Tensor:

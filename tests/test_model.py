@@ -63,7 +63,7 @@ def test_every_conv_followed_by_instancenorm_then_leakyrelu(part):
         assert isinstance(mods[i + 2][1], nn.LeakyReLU), name
 
 
-@pytest.mark.parametrize("h,w", [(37, 48), (32, 53), (300, 432)])
+@pytest.mark.parametrize("h,w", [(37, 48), (32, 53), (300, 432), (16, 16)])
 def test_size_not_multiple_of_16_raises(h, w):
     I_s, P_t = inputs(1, h, w)
     with pytest.raises(ValueError, match=f"{h}x{w}"):
@@ -87,7 +87,13 @@ def test_pad_to_multiple_and_crop_to():
     assert padded.shape[-2:] == (48, 64) and size == (37, 53)
     assert torch.equal(crop_to(padded, size), x)
     tiny, _ = pad_to_multiple(torch.rand(1, 3, 5, 7))  # too small for reflect: replicate
-    assert tiny.shape[-2:] == (16, 16)
+    assert tiny.shape[-2:] == (16, 32)  # 16×16 would leave one pixel at H/16 for InstanceNorm
+
+
+def test_recolor_any_size_tiny_image():
+    G = PaletteNet(4)
+    I_s, P_t = inputs(1, 5, 7)
+    assert G.recolor_any_size(I_s, P_t).shape == (1, 3, 5, 7)
 
 
 def test_phase1_e_loss_reaches_every_parameter():

@@ -46,3 +46,19 @@ def bench_hue_shift(size=(288, 432), threads: int = 2) -> dict:
     print(f"hue_shift x18 at {size[0]}x{size[1]} ({threads} threads): pnlib {t_ours:.3f} s, "
           f"skimage loop {t_sk:.3f} s, speed-up {t_sk / t_ours:.1f}x (target >= 5x)")
     return {"pnlib_s": t_ours, "skimage_s": t_sk, "speedup": t_sk / t_ours}
+
+
+def main(args) -> int:
+    """`python -m pnlib bench [what ...] [--train]`."""
+    what = set(args.what) or {"color", "sampler", "chang"}
+    if args.train:
+        what.add("train")
+    if "color" in what:
+        bench_hue_shift()
+    if "sampler" in what:
+        from .data import bench_sampler
+        bench_sampler()
+    if "chang" in what:
+        from .baselines import bench_chang
+        bench_chang()
+    return 0

@@ -1,0 +1,81 @@
+"""The notebooks: conventions (DESIGN.md), figure links, and nbval under the `ci` preset."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+LITERAL = re.compile(r"""^\s*(#.*)?$|^\s*[A-Z_][A-Z0-9_]*\s*=\s*("[^"]*"|'[^']*'|-?\d+(\.\d+)?|True|False|None)\s*(#.*)?$""")
+
+
+def _nb(path):
+    return json.loads(path.read_text())
+
+
+def _src(cell):
+    return "".join(cell["source"])
+
+
+def test_there_are_numbered_notebooks():
+    names = [p.name[:2] for p in NOTEBOOKS]
+    assert names[:4] == ["01", "02", "03", "04"], names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_conventions(path):
+    nb = _nb(path)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    cells = nb["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "commit without outputs"
+    first = _src(cells[0])
+    assert cells[0]["cell_type"] == "markdown" and first.startswith("#")
+    assert re.search(r"§\s*\d", first), "the title cell cites the paper section"
+    assert "What you will learn" in first and "Runtime" in first
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    params = cells[tagged[0]]
+    assert params["cell_type"] == "code"
+    for line in _src(params).splitlines():
+        assert LITERAL.match(line), f"parameters cell holds literals only: {line!r}"
+    assert re.search(r'^PRESET\s*=\s*"quick"', _src(params), re.M), "PRESET defaults to quick"
+    nxt = next(c for c in cells[tagged[0] + 1:] if c["cell_type"] == "code")
+    assert "setup(PRESET" in _src(nxt), "derived values are computed in the next code cell"
+    md = [_src(c) for c in cells if c["cell_type"] == "markdown"]
+    assert any(s.lstrip().startswith("## Summary") for s in md)
+    ex = next(s for s in md if s.lstrip().startswith("## Exercises"))
+    n_ex = len(re.findall(r"^\s*(\d+\.|-)\s", ex, re.M))
+    assert 3 <= n_ex <= 5, f"3-5 exercises, found {n_ex}"
+
+
+def _figure_links(text):
+    return re.findall(r"\]\(([^)\s]*figures/[^)\s]+\.(?:png|jpg|svg|gif))\)|src=\"([^\"]*figures/[^\"]+)\"", text)
+
+
+def test_every_linked_figure_exists():
+    sources = [(ROOT / "README.md", (ROOT / "README.md").read_text(), ROOT)]
+    for p in NOTEBOOKS:
+        sources.append((p, "\n".join(_src(c) for c in _nb(p)["cells"] if c["cell_type"] == "markdown"), p.parent))
+    n = 0
+    for path, text, base in sources:
+        for a, b in _figure_links(text):
+            link = a or b
+            n += 1
+            assert (base / link).resolve().is_file(), f"{path.name} links {link}, which does not exist"
+    assert n > 0, "the README shows at least one figure"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_under_nbval(path):
+    """nbval (--nbval-lax) runs the notebook top to bottom on the `ci` preset; any error fails."""
+    env = {**os.environ, "PNLIB_PRESET": "ci"}
+    env.pop("MPLBACKEND", None)
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
+                        str(path.relative_to(ROOT))], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]

@@ -463,6 +463,7 @@ def plot_history(history: list, ax=None):
         s, v, idn = zip(*val)
         ax[1].plot(s, v, "o-", label="PaletteNet")
         ax[1].plot(s, idn, "--", color="gray", label="identity (unchanged source)")
+        ax[1].legend()
     p2 = next((r["step"] for r in history if r["phase"] == 2), None)
     for a in ax:
         if p2 is not None:
@@ -470,7 +471,6 @@ def plot_history(history: list, ax=None):
     ax[1].set_xlabel("step")
     ax[1].set_ylabel("mean ΔE00")
     ax[1].set_title("validation ΔE00 (held-out photos)")
-    ax[1].legend()
     return ax
 
 

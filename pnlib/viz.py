@@ -1,0 +1,153 @@
+"""Figures for the notebooks: setup, image grids, palette swatches, and the one writer of ``figures/``.
+
+Every notebook's derived cell calls :func:`setup`; every figure worth keeping goes through
+:func:`save_fig`, which writes ``figures/<name>.png`` only when asked (``SAVE_FIGS``), so an ordinary run
+never touches the committed reference figures (pyprobml / handson-ml's pattern, STYLE.md).
+
+Images here are for *display*: RGB in [0, 1], either ``(3, H, W)`` tensors or ``(H, W, 3)`` arrays. The
+network's tensors are normalised LAB (§4.2); :func:`to_rgb` turns them into display RGB.
+"""
+from __future__ import annotations
+
+import os
+import types
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .color import denormalize_lab, lab_to_rgb, rgb_to_lab
+from .palette import format_palette, palette_swatch, parse_palette
+from .train import get_config, resolve_device
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIG_DIR = REPO_ROOT / "figures"
+#: The environment variable that overrides a notebook's ``PRESET`` (tests set it to "ci").
+PRESET_ENV = "PNLIB_PRESET"
+
+
+def setup(preset: str = "quick", save_figs: bool = False) -> types.SimpleNamespace:
+    """The derived cell of every notebook: preset (``$PNLIB_PRESET`` wins), config, device, seed.
+
+    Returns a namespace with ``preset``, ``cfg`` (:func:`pnlib.train.get_config`), ``device``,
+    ``save_figs`` and ``run_dir`` (``runs/<preset>/``, where executed copies and checkpoints go).
+    """
+    preset = os.environ.get(PRESET_ENV) or preset
+    cfg = get_config(preset)
+    device = resolve_device(cfg["device"])
+    torch.manual_seed(0)
+    note = ""
+    if preset == "full" and device.type == "cpu":
+        note = "  (warning: no GPU found; the 'full' preset is paper scale and will be very slow on a CPU)"
+    print(f"preset {preset!r} on {device}{note}")
+    return types.SimpleNamespace(preset=preset, cfg=cfg, device=device, save_figs=bool(save_figs),
+                                 run_dir=REPO_ROOT / "runs" / preset)
+
+
+def save_fig(fig, name: str, enabled: bool) -> Path | None:
+    """Write ``figures/<name>.png`` when ``enabled``; returns the path, or None when not written."""
+    if not enabled:
+        return None
+    FIG_DIR.mkdir(parents=True, exist_ok=True)
+    path = FIG_DIR / f"{name}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    print(f"saved {path.relative_to(REPO_ROOT)}")
+    return path
+
+
+def to_rgb(lab_norm: torch.Tensor, dim: int = -3) -> torch.Tensor:
+    """Normalised LAB (§4.2) -> display sRGB in [0, 1] (clipped to the gamut), on the CPU.
+
+    Images ``(3, H, W)`` / ``(N, 3, H, W)`` use the default ``dim``; palettes ``(6, 3)`` take ``dim=-1``.
+    """
+    return lab_to_rgb(denormalize_lab(lab_norm.detach().float().cpu(), dim), dim, clip=True)
+
+
+def _hwc(image) -> np.ndarray:
+    """A ``(3, H, W)`` tensor or an ``(H, W, 3)`` / ``(H, W)`` array -> a numpy array for ``imshow``."""
+    if torch.is_tensor(image):
+        image = image.detach().float().cpu()
+        image = (image.permute(1, 2, 0) if image.ndim == 3 else image).numpy()
+    image = np.asarray(image)
+    return np.clip(image, 0, 1) if image.ndim == 3 else image  # RGB is clipped; a 2-D map keeps its range
+
+
+def show_images(images, titles=None, palettes=None, ncols=None, size=2.6, cmap=None):
+    """A grid of images, each with an optional title and a palette swatch under it; returns the figure.
+
+    ``images``: a list of ``(3, H, W)`` RGB tensors / ``(H, W, 3)`` arrays, or an ``(N, 3, H, W)`` tensor
+    (a 2-D array is drawn with ``cmap``). ``palettes``: one ``(6, 3)`` RGB palette (or None) per image.
+    """
+    images = list(images)
+    n = len(images)
+    ncols = ncols or min(n, 6)
+    nrows = -(-n // ncols)
+    h, w = _hwc(images[0]).shape[:2]
+    extra = 0.22 * size * h / w if palettes is not None else 0.0  # room for the swatch under each image
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size * h / w + extra + 0.35)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(_hwc(images[i]), cmap=cmap)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+        if palettes is not None and palettes[i] is not None:
+            swatch = ax.inset_axes([0.0, -0.2, 1.0, 0.16])
+            swatch.imshow(palette_swatch(palettes[i]), aspect="auto")
+            swatch.axis("off")
+    return fig
+
+
+def show_palette(palette, ax=None, title=None):
+    """Draw one ``(6, 3)`` RGB palette as six patches labelled with their hex codes; returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 1.1))
+    ax.imshow(palette_swatch(palette, height=40, width=40))
+    p = palette.detach().cpu().float() if torch.is_tensor(palette) else parse_palette(palette)
+    light = rgb_to_lab(p, dim=-1)[:, 0] > 55  # dark text on light colours
+    for k, hex_code in enumerate(format_palette(p)):
+        ax.text(40 * k + 20, 20, hex_code, ha="center", va="center", fontsize=8,
+                color="black" if light[k] else "white")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def show_shapes(shapes: dict, links=(), notes=None, title=None):
+    """A U-net style diagram of feature maps, left to right (Fig. 3); returns the figure.
+
+    ``shapes``: ``{name: (C, H, W)}`` in drawing order. Each map is a box whose height grows with H and
+    width with log2 C, labelled with its name and shape (FE's maps blue, RD's orange). ``links``:
+    ``(from, to)`` skip connections, drawn as arcs above the boxes. ``notes``: ``{name: text}``, an extra
+    line under a box (e.g. what it was computed from).
+    """
+    notes = notes or {}
+    fig, ax = plt.subplots(figsize=(1.3 * len(shapes), 4.4))
+    top = max(s[1] for s in shapes.values())
+    centre = {}
+    for k, (name, (c, h, w)) in enumerate(shapes.items()):
+        x, bw, bh = 1.4 * k, 0.12 * np.log2(max(c, 2)), 3.0 * np.sqrt(h / top)
+        colour = "tab:blue" if name.startswith("c") or name == "stem" else "tab:orange"
+        ax.add_patch(plt.Rectangle((x - bw / 2, -bh / 2), bw, bh, color=colour, alpha=0.75))
+        label = f"{name}\n({c}, {h}, {w})" + (f"\n{notes[name]}" if name in notes else "")
+        ax.text(x, -1.65, label, ha="center", va="top", fontsize=8)
+        centre[name] = x
+    for k, (a, b) in enumerate(sorted(links, key=lambda ab: abs(centre[ab[1]] - centre[ab[0]]))):
+        t = np.linspace(0, np.pi, 60)
+        xs = centre[a] + (centre[b] - centre[a]) * (1 - np.cos(t)) / 2
+        ax.plot(xs, 1.6 + (0.25 + 0.2 * k) * np.sin(t), color="gray", lw=1)
+        ax.annotate("", (centre[b], 1.55), (centre[b], 1.7), arrowprops=dict(arrowstyle="->", color="gray"))
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.75) for c in ("tab:blue", "tab:orange")]
+    ax.legend(handles + [plt.Line2D([], [], color="gray")], ["FE", "RD", "c_i into RD"], loc="lower right",
+              fontsize=8, frameon=False, bbox_to_anchor=(1.0, 0.93))
+    ax.text(-0.7, -2.85, "box height ~ sqrt(H), width ~ log2(C)", fontsize=7, color="gray")
+    ax.set_xlim(-0.8, 1.4 * len(shapes) - 0.6)
+    ax.set_ylim(-2.9, 2.6)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig

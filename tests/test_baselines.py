@@ -1,0 +1,140 @@
+"""pnlib.baselines: identity, oracle, Chang et al. 2015 palette extraction and colour transfer."""
+import numpy as np
+import pytest
+import torch
+from skimage import data
+from skimage.transform import resize
+
+from pnlib.baselines import (chang_luminance_curve, chang_palette, chang_recolor, chang_target_luminance,
+                             chang_transfer_lab, identity, oracle)
+from pnlib.color import hue_shift, lab_to_rgb, rgb_to_lab
+from pnlib.metrics import delta_e00, mean_delta_e00, palette_distance
+from pnlib.palette import parse_palette
+
+SIX = ["#e63946", "#f1faee", "#a8dadc", "#457b9d", "#1d3557", "#ffb703"]
+# Source colours with well separated L, and targets (other hues) whose L keep the same order.
+SRC = ["#1d3557", "#6b4226", "#2a9d8f", "#e76f51", "#e9c46a", "#f1faee"]
+TGT = ["#3d1d57", "#265b6b", "#9d2a6a", "#51c3e7", "#6ae98f", "#eef1fa"]
+
+
+@pytest.fixture(scope="module")
+def chelsea():
+    img = resize(data.chelsea(), (60, 90), anti_aliasing=True).astype(np.float32)
+    return torch.from_numpy(img).permute(2, 0, 1).contiguous()
+
+
+def lab(rgb):
+    return rgb_to_lab(rgb, dim=-3)
+
+
+def test_identity_and_oracle(chelsea):
+    assert identity(chelsea, parse_palette(SIX)) is chelsea
+    torch.testing.assert_close(oracle(chelsea, 40.0), hue_shift(chelsea, 40.0))
+
+
+def test_chang_palette_shape_order_determinism(chelsea):
+    p = chang_palette(chelsea)
+    assert p.shape == (6, 3) and p.dtype == torch.float32
+    assert float(p.min()) >= 0.0 and float(p.max()) <= 1.0
+    L = rgb_to_lab(p.double(), dim=-1)[:, 0]
+    assert bool((L[1:] >= L[:-1]).all())          # Chang's order: darkest first
+    torch.testing.assert_close(chang_palette(chelsea), p)
+    assert chang_palette(chelsea, k=4).shape == (4, 3)
+    assert chang_palette(chelsea, exclude_black=True).shape == (6, 3)
+
+
+def test_chang_palette_recovers_flat_colours():
+    p = parse_palette(SIX)
+    img = p.T.reshape(3, 6, 1).expand(3, 6, 5).repeat_interleave(3, dim=1).contiguous()
+    assert palette_distance(chang_palette(img), p) < 0.5
+
+
+def test_palette_onto_itself_is_identity(chelsea):
+    p = chang_palette(chelsea)
+    out = chang_recolor(chelsea, p, p)
+    assert mean_delta_e00(lab(out), lab(chelsea)) < 0.5
+
+
+@pytest.mark.parametrize("grid,tol", [(None, 1.0), (16, 4.0)])
+def test_palette_colours_map_to_targets(grid, tol):
+    src, tgt = parse_palette(SRC), parse_palette(TGT)
+    Ls = rgb_to_lab(src.double(), dim=-1)[:, 0]
+    Lt = rgb_to_lab(tgt.double(), dim=-1)[:, 0]
+    order = torch.argsort(Ls)
+    assert bool((Lt[order][1:] >= Lt[order][:-1]).all())   # so the monotonic L fix leaves L' alone
+    img = src.T.reshape(3, 1, 6).contiguous()               # the six source colours, one pixel each
+    out = chang_recolor(img, src, tgt, grid=grid)
+    de = delta_e00(lab(out), lab(tgt.T.reshape(3, 1, 6)), dim=0)
+    # Exact evaluation hits every target; the 16³ grid lookup approximates large moves to a few ΔE.
+    assert float(de.max()) < tol
+
+
+def test_target_luminance_hand_values():
+    src_L = torch.tensor([10.0, 30.0, 50.0])
+    assert chang_target_luminance(src_L, torch.tensor([20.0, 70.0, 60.0])).tolist() == [20.0, 60.0, 60.0]
+    # Caller's order is kept: source colour 1 is the lightest.
+    out = chang_target_luminance(torch.tensor([10.0, 50.0, 30.0]), torch.tensor([40.0, 20.0, 60.0]))
+    assert out.tolist() == [20.0, 20.0, 20.0]
+    mono = torch.tensor([5.0, 25.0, 80.0])
+    assert chang_target_luminance(src_L, mono).tolist() == mono.tolist()
+
+
+def test_luminance_transfer_is_monotonic():
+    g = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        src_L = torch.rand(6, generator=g, dtype=torch.float64) * 100
+        tgt_L = torch.rand(6, generator=g, dtype=torch.float64) * 100
+        assert not bool((tgt_L[torch.argsort(src_L)].diff() >= 0).all())   # target order is violated
+        sweep = torch.linspace(0, 100, 1001, dtype=torch.float64)
+        curve = chang_luminance_curve(sweep, src_L, tgt_L)
+        assert bool((curve.diff() >= -1e-9).all())
+        assert curve[0] == pytest.approx(0.0) and curve[-1] == pytest.approx(100.0)
+    # ... and it passes through the (adjusted) palette points, and so does the full transfer.
+    fixed = chang_target_luminance(src_L, tgt_L)
+    torch.testing.assert_close(chang_luminance_curve(src_L, src_L, tgt_L), fixed)
+    grey = torch.stack([sweep, torch.zeros_like(sweep), torch.zeros_like(sweep)], 1)
+    pal_s = torch.stack([src_L, torch.zeros(6, dtype=torch.float64), torch.zeros(6, dtype=torch.float64)], 1)
+    pal_t = torch.stack([tgt_L, torch.full((6,), 20.0, dtype=torch.float64), torch.zeros(6, dtype=torch.float64)], 1)
+    assert bool((chang_transfer_lab(grey, pal_s, pal_t)[:, 0].diff() >= -1e-9).all())
+
+
+def test_grid_lookup_matches_direct_evaluation(chelsea):
+    p = chang_palette(chelsea)
+    for deg in (60.0, 180.0):
+        tgt = lab_to_rgb(hue_shift(p, deg, dim=-1), dim=-1, clip=True)
+        direct = chang_recolor(chelsea, p, tgt, grid=None)
+        looked_up = chang_recolor(chelsea, p, tgt)
+        assert mean_delta_e00(lab(direct), lab(looked_up)) < 1.0
+
+
+def test_hue_shift_target_beats_identity(chelsea):
+    p = chang_palette(chelsea)
+    gt = hue_shift(chelsea, 120.0)
+    out = chang_recolor(chelsea, p, lab_to_rgb(hue_shift(p, 120.0, dim=-1), dim=-1, clip=True))
+    chang_err, ident_err = mean_delta_e00(lab(out), gt), mean_delta_e00(lab(chelsea), gt)
+    assert chang_err < 10.0 and ident_err > 2 * chang_err
+
+
+def test_output_shape_range_and_batch(chelsea):
+    p = chang_palette(chelsea)
+    tgt = parse_palette(SIX)
+    out = chang_recolor(chelsea, p, tgt)
+    assert out.shape == chelsea.shape and out.dtype == chelsea.dtype
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    batch = torch.stack([chelsea, chelsea.flip(-1)])
+    outs = chang_recolor(batch, p, tgt, grid=8)   # a coarse grid: this checks only the batch plumbing
+    assert outs.shape == batch.shape
+    torch.testing.assert_close(outs[1], chang_recolor(chelsea.flip(-1), p, tgt, grid=8))
+    per_sample = chang_recolor(batch, torch.stack([p, p]), torch.stack([tgt, p]), grid=8)
+    torch.testing.assert_close(per_sample[1], chang_recolor(chelsea.flip(-1), p, p, grid=8))
+    assert chang_recolor(chelsea, SIX, SIX, grid=8).shape == chelsea.shape   # hex palettes are parsed
+
+
+def test_bad_inputs_raise(chelsea):
+    p = parse_palette(SIX)
+    with pytest.raises(ValueError):
+        chang_recolor(chelsea[0], p, p)
+    with pytest.raises(ValueError):
+        chang_recolor(chelsea, p, p[:5])
+    with pytest.raises(ValueError):
+        chang_palette(chelsea[None])

@@ -331,7 +331,7 @@ def train_loop(run: Run, until_phase: int = 2, callback=None, progress: bool = T
     while run.step < target:
         if run.phase == 2:
             freeze_encoder(run.G)
-        b = run.sampler.sample()
+        b = run.sampler.sample(with_o=run.phase == 2)  # I_o, P_o only feed D (phase 2)
         log_now = (run.step + 1) % cfg["log_every"] == 0
         losses = phase1_step(run, b) if run.phase == 1 else phase2_step(run, b, with_accuracy=log_now)
         accuracy = {k: losses.pop(k) for k in list(losses) if k.startswith("acc_")}

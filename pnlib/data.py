@@ -1,0 +1,606 @@
+"""Training data for PaletteNet: photos -> D_orig -> training tuples (§3, §3.3, §4.1).
+
+The paper starts from N image-palette pairs, D_orig = {(I_j, P_j) | j = 1..N} (§3). Each pair is
+colour-augmented N_a = 18 times by the luminance-keeping hue shift of eq. (10), 20° apart (§4.1):
+
+    I_(j,n) = hue_shift(I_j, 20 n),   P_(j,n) = hue_shift(P_j, 20 n),   n = 0..17.
+
+A training tuple (§3.3) takes two of these copies of the same pair, a source (I_s, P_s) and a target
+(I_t, P_t), and keeps (I_s, P_t, I_t): the network sees I_s and P_t and must produce I_t. P_s is never
+used. Source and target may be the same copy (s = t): then PaletteNet reconstructs its input, like an
+auto-encoder. N_a x N_a x N tuples are possible. For the adversarial phase (§3.2) the tuple grows to
+(I_s, P_t, I_t, I_o, P_o), where (I_o, P_o) is a further *unshifted* pair drawn from D_orig. Images are
+flipped horizontally with probability 0.5 (§3.3).
+
+This module builds that, offline and from any photos (DESIGN.md, "Data"):
+
+* :func:`bundled_photos`: eight photos that ship inside scikit-image, scikit-learn and matplotlib.
+* :func:`folder_photos`: a folder of your own photos, with an optional palettes file.
+* :func:`load_pairs`: either source -> D_orig as a ``list[Pair]``; a palette missing from the palettes
+  file is extracted (:func:`pnlib.palette.extract_palette`) and cached on disk.
+* :func:`split_pairs`: an image-level train / validation split, made *before* any augmentation, so no
+  crop or hue copy of a validation image ever reaches training.
+* :class:`PairSampler`: draws batches of (I_s, P_t, I_t, I_o, P_o) on the training device, with random
+  crops/rescales and flips on top of the paper's recipe (we have 8 photos, the paper 1,561).
+* :func:`validation_set`: the fixed validation tuples, each validation image x the 18 target shifts
+  (the paper's 50 x 18 = 900 construction, §4.1).
+
+All tensors the network sees are normalised LAB in [-1, 1] (§4.2, :func:`pnlib.color.normalize_lab`);
+images ``(B, 3, H, W)``, palettes ``(B, 6, 3)``.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .color import hue_shift, normalize_lab, rgb_to_lab
+from .palette import extract_palette, format_palette, parse_palette
+
+#: The N_a = 18 hue shifts of §4.1, in degrees: 0, 20, ..., 340.
+SHIFTS = tuple(range(0, 360, 20))
+#: File name endings read from a photo folder (case-insensitive).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+#: Images with a side shorter than this are skipped (with a warning).
+MIN_SIDE = 32
+#: Images whose long side is longer than this are downsized once, on load (keeps memory small).
+MAX_SIDE = 1024
+#: The palette file looked for in a photo folder when none is given.
+PALETTES_FILE = "palettes.csv"
+#: The names of the eight bundled photos, in load order.
+BUNDLED_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "china", "flower",
+                 "grace_hopper")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE_DIR = REPO_ROOT / "runs" / "cache" / "palettes"
+
+# extract_palette's parameters, part of the cache key: a change here recomputes every palette.
+_EXTRACT_PARAMS = {"k": 6, "seed": 0, "max_pixels": 20000, "iters": 30}
+_CACHE_VERSION = 1
+_HEADER_WORDS = {"filename", "file", "image", "name", "path"}
+
+
+@dataclass
+class Pair:
+    """One image-palette pair (I_j, P_j) of D_orig (§3).
+
+    ``name``: a stable id ("bundled/astronaut", or the path relative to the photo folder);
+    ``rgb``: ``(3, H, W)`` float32 sRGB in [0, 1] on the CPU; ``palette``: ``(6, 3)`` float32 sRGB.
+    """
+
+    name: str
+    rgb: torch.Tensor
+    palette: torch.Tensor
+
+    def __repr__(self) -> str:
+        return f"Pair({self.name!r}, rgb={tuple(self.rgb.shape)}, palette={format_palette(self.palette)})"
+
+
+# --------------------------------------------------------------------------------------------------
+# Sources
+# --------------------------------------------------------------------------------------------------
+
+def bundled_photos() -> list[tuple[str, np.ndarray]]:
+    """The eight photos that ship inside installed packages (no network) -> ``[(name, uint8 (H, W, 3))]``.
+
+    scikit-image: astronaut, chelsea, coffee, rocket, stereo_motorcycle (the left view: skimage returns
+    ``(left, right, disparity)``); scikit-learn ``load_sample_images``: china, flower; matplotlib's
+    sample data: grace_hopper. All are files inside the installed wheels.
+    """
+    import skimage.data as skd
+    from matplotlib import cbook
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    out = [(n, getattr(skd, n)()) for n in ("astronaut", "chelsea", "coffee", "rocket")]
+    out.append(("stereo_motorcycle", skd.stereo_motorcycle()[0]))
+    sk = load_sample_images()
+    for fname, img in zip(sk.filenames, sk.images):
+        out.append((Path(fname).stem, img))
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        out.append(("grace_hopper", np.asarray(Image.open(f).convert("RGB"))))
+    assert tuple(n for n, _ in out) == BUNDLED_NAMES, [n for n, _ in out]
+    return [(n, np.ascontiguousarray(a[..., :3], dtype=np.uint8)) for n, a in out]
+
+
+def _pil_to_float(im) -> np.ndarray:
+    """A PIL image of any common mode -> float32 ``(H, W, 3)`` sRGB in [0, 1] (rules: :func:`folder_photos`)."""
+    mode = im.mode
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode == "PA":
+        im = im.convert("RGBA")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode in ("RGBa", "La"):  # premultiplied alpha
+        im = im.convert("RGBA" if mode == "RGBa" else "LA")
+    elif mode in ("RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+        im = im.convert("RGB")
+    mode = im.mode
+    if mode.startswith("I;16"):  # 16-bit grayscale (e.g. a 16-bit PNG)
+        a = np.asarray(im).astype(np.float32) / 65535.0
+    elif mode == "I":  # 32-bit integer: taken as 16-bit data (how 16-bit images reach this mode)
+        a = np.clip(np.asarray(im, dtype=np.float64) / 65535.0, 0, 1).astype(np.float32)
+    elif mode == "F":  # float: [0, 1] if it fits, else 0-255, else 0-65535
+        a = np.asarray(im, dtype=np.float32)
+        top = float(np.nanmax(a)) if a.size else 0.0
+        a = np.clip(np.nan_to_num(a / (1.0 if top <= 1 else 255.0 if top <= 255 else 65535.0)), 0, 1)
+    elif mode in ("L", "LA", "RGB", "RGBA"):
+        a = np.asarray(im).astype(np.float32) / 255.0
+    else:  # anything else Pillow can convert
+        a = np.asarray(im.convert("RGB")).astype(np.float32) / 255.0
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.shape[-1] in (2, 4):  # composite over white: rgb * alpha + 1 * (1 - alpha)
+        alpha = a[..., -1:]
+        a = a[..., :-1] * alpha + (1.0 - alpha)
+    if a.shape[-1] == 1:
+        a = np.repeat(a, 3, axis=-1)
+    if a.shape[-1] != 3:
+        raise ValueError(f"cannot read {a.shape[-1]} channels (mode {mode})")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def read_image(path) -> np.ndarray:
+    """Read one photo with Pillow -> float32 ``(H, W, 3)`` sRGB in [0, 1] (rules: :func:`folder_photos`)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.load()
+        try:
+            im = ImageOps.exif_transpose(im)
+        except Exception:  # a broken EXIF block: keep the pixels as stored
+            pass
+        return _pil_to_float(im)
+
+
+def read_palettes_file(path) -> dict[str, tuple[torch.Tensor, int]]:
+    """Read a palettes CSV -> ``{relative filename: ((6, 3) RGB palette, line number)}``.
+
+    Format (UTF-8, comma separated): each row is a filename relative to the photo folder ('/'
+    separators), then six colours, as :func:`pnlib.palette.parse_palette` reads them (``#rrggbb``,
+    ``#rgb`` or CSS names)::
+
+        # lines starting with '#' are comments; blank lines are ignored
+        filename, c1, c2, c3, c4, c5, c6          <- optional header (first cell filename/file/image/name/path)
+        beach/sunset.jpg, #e63946, #f1faee, #a8dadc, #457b9d, #1d3557, #ffb703
+
+    A malformed row (wrong number of colours, a bad colour, no filename, a repeated filename) raises
+    ``ValueError`` naming the file, the line number and the problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"palettes file not found: {path}")
+    out: dict[str, tuple[torch.Tensor, int]] = {}
+    first = True
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = [f.strip() for f in next(csv.reader([line], skipinitialspace=True))]
+        while fields and not fields[-1]:
+            fields.pop()
+        if first and fields and fields[0].lower() in _HEADER_WORDS:
+            first = False
+            continue
+        first = False
+        where = f"{path}, line {lineno}"
+        if not fields or not fields[0]:
+            raise ValueError(f"{where}: the row has no filename (want: filename, then 6 colours)")
+        name = _norm_rel(fields[0])
+        try:
+            pal = parse_palette(",".join(fields[1:]))
+        except ValueError as e:
+            raise ValueError(f"{where} ({fields[0]}): {e}") from None
+        if name in out:
+            raise ValueError(f"{where}: {fields[0]!r} already has a palette on line {out[name][1]}")
+        out[name] = (pal, lineno)
+    return out
+
+
+def _norm_rel(name: str) -> str:
+    name = name.replace("\\", "/")
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def folder_photos(path, palettes=None, max_side: int | None = MAX_SIDE
+                  ) -> list[tuple[str, np.ndarray, torch.Tensor | None]]:
+    """Every photo under ``path`` (recursive) -> ``[(relative name, float32 (H, W, 3) in [0, 1], palette or None)]``.
+
+    Files: extensions jpg, jpeg, png, webp, bmp, tif, tiff in any case; hidden files and folders
+    (name starting with '.') are ignored; sorted by relative path; names use '/' separators.
+
+    ``palettes``: a palettes CSV (format: :func:`read_palettes_file`); ``None`` uses
+    ``<path>/palettes.csv`` if there is one. A photo without a row gets ``None`` (:func:`load_pairs`
+    then extracts its palette).
+
+    Image rules (all read with Pillow, EXIF orientation applied):
+
+    * grayscale (L, 1-bit) -> three equal channels;
+    * RGBA, LA (and premultiplied RGBa / La) -> composited over **white**: rgb * a + (1 - a);
+    * palette mode 'P' -> RGB; 'P' with a transparency entry -> RGBA -> over white; CMYK / YCbCr -> RGB;
+    * 16-bit grayscale ('I;16*', e.g. a 16-bit PNG) -> divided by 65535 (so it matches an 8-bit copy
+      divided by 255); 32-bit integer 'I' -> also divided by 65535; float 'F' -> taken as [0, 1] if its
+      maximum fits, else 0-255, else 0-65535. 48-bit RGB PNG / TIFF are decoded by Pillow as 8-bit RGB
+      (the high byte): the right scale at 8-bit precision;
+    * an image whose long side exceeds ``max_side`` is downsized (antialiased) to that long side;
+    * skipped: unreadable / corrupt files and images under 32 px on a side. One ``warnings.warn`` lists
+      every skipped file with the reason (and any palettes-file row that names no photo).
+
+    Raises ``FileNotFoundError`` for a missing folder, ``NotADirectoryError`` for a file, and
+    ``ValueError`` when no usable photo is left (the message lists what was skipped).
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"photo folder not found: {root}")
+    if not root.is_dir():
+        raise NotADirectoryError(f"not a folder: {root}")
+    if palettes is None and (root / PALETTES_FILE).is_file():
+        palettes = root / PALETTES_FILE
+    table = read_palettes_file(palettes) if palettes is not None else {}
+
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for f in filenames:
+            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS):
+                files.append(Path(dirpath, f))
+    rel = sorted((p.relative_to(root).as_posix(), p) for p in files)
+
+    out, skipped = [], []
+    for name, p in rel:
+        try:
+            a = read_image(p)
+        except Exception as e:  # noqa: BLE001 - any decoder failure means "unreadable"
+            skipped.append(f"{name}: unreadable ({type(e).__name__}: {e})")
+            continue
+        h, w = a.shape[:2]
+        if min(h, w) < MIN_SIDE:
+            skipped.append(f"{name}: too small ({w}x{h} px; need at least {MIN_SIDE} px on each side)")
+            continue
+        if max_side is not None and max(h, w) > max_side:
+            a = _downsize(torch.from_numpy(a).permute(2, 0, 1), max_side).permute(1, 2, 0).numpy()
+        out.append((name, a, table[name][0] if name in table else None))
+    found = {n for n, _ in rel}  # a row for a skipped (corrupt) photo is not "missing"
+    for name, (_, lineno) in table.items():
+        if name not in found:
+            skipped.append(f"{palettes}, line {lineno}: no photo named {name!r} in {root}")
+    if not out:
+        what = "; ".join(skipped) if skipped else "no files ending in " + ", ".join(IMAGE_EXTENSIONS)
+        raise ValueError(f"no usable photo in {root} ({what})")
+    if skipped:
+        warnings.warn(f"{len(skipped)} skipped while reading {root}:\n  " + "\n  ".join(skipped),
+                      stacklevel=2)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# D_orig
+# --------------------------------------------------------------------------------------------------
+
+def _downsize(rgb: torch.Tensor, max_side: int) -> torch.Tensor:
+    """``(3, H, W)`` -> the same aspect with long side ``max_side`` (antialiased bilinear)."""
+    h, w = rgb.shape[-2:]
+    s = max_side / max(h, w)
+    size = (max(1, round(h * s)), max(1, round(w * s)))
+    return F.interpolate(rgb[None], size=size, mode="bilinear", antialias=True,
+                         align_corners=False)[0].clamp_(0, 1)
+
+
+def _palette_key(rgb: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    meta = {"v": _CACHE_VERSION, "shape": list(rgb.shape), "dtype": str(rgb.dtype), **_EXTRACT_PARAMS}
+    h.update(json.dumps(meta, sort_keys=True).encode())
+    h.update(rgb.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def cached_palette(rgb: torch.Tensor, cache_dir=None, name: str = "") -> torch.Tensor:
+    """:func:`pnlib.palette.extract_palette` of a ``(3, H, W)`` image, cached on disk.
+
+    The cache is one small JSON per image in ``cache_dir`` (default ``<repo>/runs/cache/palettes``),
+    named by the SHA-256 of the extraction parameters, the image's shape and its float32 pixel bytes.
+    So a second run reads the palette back, and a changed image (or changed parameters) recomputes.
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    key = _palette_key(rgb)
+    f = cache_dir / f"{key}.json"
+    try:
+        return parse_palette(np.array(json.loads(f.read_text())["palette"], dtype=np.float32))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # missing or unreadable entry: compute it
+    pal = extract_palette(rgb, **_EXTRACT_PARAMS)
+    entry = {"name": name, "shape": list(rgb.shape), "params": _EXTRACT_PARAMS,
+             "hex": format_palette(pal), "palette": pal.tolist()}
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(entry, fh)
+        os.replace(tmp, f)  # atomic: a concurrent reader sees the old file or the new one
+    except OSError as e:
+        warnings.warn(f"could not write the palette cache {f}: {e}", stacklevel=2)
+    return pal
+
+
+def load_pairs(source="bundled", cache_dir=None, palettes=None, max_side: int | None = MAX_SIDE
+               ) -> list[Pair]:
+    """D_orig = [(I_j, P_j)] from ``source``: ``"bundled"`` (the eight bundled photos) or a folder path.
+
+    Folder photos are read by :func:`folder_photos` (a folder literally named "bundled" needs
+    ``Path("bundled")``). A palette comes from the palettes file when it has a row for the photo,
+    else it is extracted (:func:`cached_palette`, cached in ``cache_dir``). Images with a long side
+    over ``max_side`` are downsized once here. Bundled names are ``"bundled/<name>"``; folder names are
+    paths relative to the folder.
+    """
+    if isinstance(source, str) and source == "bundled":
+        if palettes is not None:
+            raise ValueError("a palettes file goes with a photo folder, not with source='bundled'")
+        items = [(f"bundled/{n}", a.astype(np.float32) / 255.0, None) for n, a in bundled_photos()]
+    else:
+        items = folder_photos(source, palettes=palettes, max_side=max_side)
+    pairs = []
+    for i, (name, a, pal) in enumerate(items):
+        items[i] = None  # free each (H, W, 3) array once its (3, H, W) copy exists
+        rgb = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1).contiguous()
+        del a
+        if max_side is not None and max(rgb.shape[-2:]) > max_side:
+            rgb = _downsize(rgb, max_side)
+        if pal is None:
+            pal = cached_palette(rgb, cache_dir, name)
+        pairs.append(Pair(name, rgb, pal.float()))
+    return pairs
+
+
+def split_pairs(pairs: list[Pair], n_val: int | None = None, val_fraction: float = 0.25, seed: int = 0
+                ) -> tuple[list[Pair], list[Pair]]:
+    """Image-level split of D_orig -> ``(train, val)``, each sorted by name.
+
+    Split *before* augmentation (§4.1 splits the 1,611 pairs 1,561 / 50): validation images never reach
+    training, in any crop or hue copy. Deterministic and independent of the input order: the names are
+    ranked by SHA-256 of ``f"{seed}:{name}"`` and the first ``n_val`` are validation (a hash, not a
+    random generator, so the split cannot change with a numpy or torch version). ``n_val`` defaults to
+    ``round(val_fraction * N)``, at least 1 when N >= 2 (0 when N == 1). Names must be unique.
+
+    The default split of the eight bundled photos (seed 0; pinned by a test):
+
+    * train (6): bundled/chelsea, bundled/china, bundled/coffee, bundled/flower, bundled/grace_hopper,
+      bundled/rocket
+    * val (2): bundled/astronaut, bundled/stereo_motorcycle
+    """
+    names = [p.name for p in pairs]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"pair names must be unique to split by image; repeated: {dup}")
+    n = len(pairs)
+    if n_val is None:
+        n_val = 0 if n < 2 else max(1, round(val_fraction * n))
+    if not 0 <= n_val < max(n, 1):
+        raise ValueError(f"n_val={n_val} must leave at least one training image out of {n}")
+    rank = sorted(names, key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
+    val_names = set(rank[:n_val])
+    by_name = sorted(pairs, key=lambda p: p.name)
+    return [p for p in by_name if p.name not in val_names], [p for p in by_name if p.name in val_names]
+
+
+# --------------------------------------------------------------------------------------------------
+# Tuples (§3.3)
+# --------------------------------------------------------------------------------------------------
+
+def _fit(rgb: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Centre-crop ``(3, h, w)`` to the aspect of ``size = (H, W)`` and resize to it (antialiased)."""
+    H, W = size
+    h, w = rgb.shape[-2:]
+    if w * H > h * W:  # too wide: crop the width
+        cw = max(1, round(h * W / H))
+        x0 = (w - cw) // 2
+        rgb = rgb[..., :, x0:x0 + cw]
+    else:
+        ch = max(1, round(w * H / W))
+        y0 = (h - ch) // 2
+        rgb = rgb[..., y0:y0 + ch, :]
+    return F.interpolate(rgb[None].float(), size=(H, W), mode="bilinear", antialias=True,
+                         align_corners=False)[0].clamp_(0, 1)
+
+
+def _lab_norm(lab: torch.Tensor, dim: int = -3) -> torch.Tensor:
+    """Raw LAB -> normalised LAB, clamped to [-1, 1] (hue-shifted colours can fall slightly outside)."""
+    return normalize_lab(lab, dim).clamp_(-1.0, 1.0)
+
+
+def _check_size(size) -> tuple[int, int]:
+    try:
+        H, W = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be (H, W), got {size!r}") from None
+    if H < 1 or W < 1:
+        raise ValueError(f"size must be positive, got {size!r}")
+    return H, W
+
+
+class PairSampler:
+    """Random training tuples (I_s, P_t, I_t, I_o, P_o) of §3.3, drawn as batched tensor ops on ``device``.
+
+    At construction every photo is centre-cropped to the aspect W/H and resized once to a canvas
+    ``canvas`` times the output size (default 1.25 x), and all canvases are stacked on ``device``
+    (as uint8: 4x less memory) with the palettes. Each :meth:`sample` then draws, per row b:
+
+    * j uniform over the pairs; one crop of side ``u`` x the canvas side, u uniform in ``scale``, at a
+      uniform random position, resized to ``size``; a horizontal flip with p = 0.5. Crop, rescale and
+      flip are one affine map, applied to the whole batch by a single ``grid_sample`` (bilinear);
+    * the source and target shifts s, t, independently uniform over the 18 angles 0, 20, ..., 340
+      (s = t allowed: reconstruction). I_s = hue_shift(crop, s) and I_t = hue_shift(crop, t) (eq. 10)
+      are both shifts of the *same* crop, so they share crop and flip; P_t = hue_shift(P_j, t);
+    * the phase-2 pair (I_o, P_o): another index o with its own crop and flip, and no hue shift.
+
+    Returns a dict on ``device``: ``I_s, I_t, I_o`` (B, 3, H, W) and ``P_t, P_o`` (B, 6, 3), normalised
+    LAB clamped to [-1, 1], float32; provenance ``j, o`` (B,) long (``self.names[j]`` is the pair's
+    name), ``shift_s, shift_t`` (B,) float degrees, ``flip, flip_o`` (B,) bool, ``scale`` (B,) the crop
+    scale of I_s; and the RGB crops ``rgb, rgb_o`` (B, 3, H, W). Random numbers come from a CPU
+    ``torch.Generator`` seeded by ``seed``, so a seed gives the same batches on every device.
+    Iterating the sampler yields batches forever.
+    """
+
+    def __init__(self, pairs: list[Pair], size=(96, 144), batch_size: int = 16, device="cpu",
+                 seed: int = 0, scale=(0.5, 1.0), canvas: float = 1.25):
+        if not pairs:
+            raise ValueError("PairSampler needs at least one pair")
+        self.size = _check_size(size)
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        lo, hi = (float(s) for s in scale)
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"scale must satisfy 0 < low <= high <= 1 (a share of the canvas side), got {scale}")
+        if canvas < 1:
+            raise ValueError(f"canvas must be >= 1 (times the output size), got {canvas}")
+        self.batch_size, self.scale, self.seed = int(batch_size), (lo, hi), seed
+        self.device = torch.device(device)
+        H, W = self.size
+        self.canvas_size = (math.ceil(canvas * H), math.ceil(canvas * W))
+        self.names = [p.name for p in pairs]
+        canv = torch.stack([(_fit(p.rgb, self.canvas_size) * 255).round_().to(torch.uint8) for p in pairs])
+        self.canvas = canv.to(self.device)
+        self.palettes = torch.stack([p.palette.float() for p in pairs]).to(self.device)
+        self._shifts = torch.tensor(SHIFTS, dtype=torch.float32)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __repr__(self) -> str:
+        return (f"PairSampler({len(self.names)} pairs, size={self.size}, batch_size={self.batch_size}, "
+                f"canvas={self.canvas_size}, scale={self.scale}, device={self.device})")
+
+    def state_dict(self) -> dict:
+        """The random state, for resuming a run (:meth:`load_state_dict`)."""
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+    def __iter__(self):
+        while True:
+            yield self.sample()
+
+    def _draw(self, n: int):
+        g, (lo, hi) = self.generator, self.scale
+        idx = torch.randint(len(self.names), (n,), generator=g)
+        flip = torch.rand(n, generator=g) < 0.5
+        u = lo + (hi - lo) * torch.rand(n, generator=g)
+        pos = torch.rand(n, 2, generator=g) * 2 - 1
+        return idx, flip, u, pos
+
+    def _crops(self, idx, flip, u, pos) -> torch.Tensor:
+        """One batched affine resample: crop side ``u`` of the canvas at ``pos``, mirrored where ``flip``."""
+        n = len(idx)
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0] = torch.where(flip, -u, u)  # x_in = ±u * x_out + tx: the sign is the flip
+        theta[:, 1, 1] = u
+        theta[:, :, 2] = (1 - u)[:, None] * pos  # the crop stays inside the canvas
+        imgs = self.canvas[idx.to(self.device)].float().div_(255.0)
+        grid = F.affine_grid(theta.to(self.device), [n, 3, *self.size], align_corners=False)
+        return F.grid_sample(imgs, grid, mode="bilinear", padding_mode="border",
+                             align_corners=False).clamp_(0, 1)
+
+    def sample(self, with_o: bool = True) -> dict:
+        """One batch; ``with_o=False`` skips computing I_o / P_o (phase 1) but draws the same numbers."""
+        B, g = self.batch_size, self.generator
+        j, flip, u, pos = self._draw(B)
+        o, flip_o, u_o, pos_o = self._draw(B)
+        s = self._shifts[torch.randint(len(SHIFTS), (B,), generator=g)]
+        t = self._shifts[torch.randint(len(SHIFTS), (B,), generator=g)]
+        dev = self.device
+        if with_o:
+            crops = self._crops(torch.cat([j, o]), torch.cat([flip, flip_o]), torch.cat([u, u_o]),
+                                torch.cat([pos, pos_o]))
+            rgb, rgb_o = crops[:B], crops[B:]
+        else:
+            rgb, rgb_o = self._crops(j, flip, u, pos), None
+        st = torch.cat([s, t]).to(dev)
+        lab = hue_shift(torch.cat([rgb, rgb]), st)  # I_s and I_t: two shifts of the same crop, one call
+        jd = j.to(dev)
+        out = {
+            "I_s": _lab_norm(lab[:B]), "I_t": _lab_norm(lab[B:]),
+            "P_t": _lab_norm(hue_shift(self.palettes[jd], st[B:], dim=-1), dim=-1),
+            "j": jd, "o": o.to(dev), "shift_s": s.to(dev), "shift_t": t.to(dev),
+            "flip": flip.to(dev), "flip_o": flip_o.to(dev), "scale": u.to(dev), "rgb": rgb,
+        }
+        if with_o:
+            out["I_o"] = _lab_norm(rgb_to_lab(rgb_o))
+            out["P_o"] = _lab_norm(rgb_to_lab(self.palettes[o.to(dev)], dim=-1), dim=-1)
+            out["rgb_o"] = rgb_o
+        return out
+
+
+def validation_set(pairs: list[Pair], size=(96, 144), device="cpu") -> dict:
+    """The fixed validation tuples: every validation image x the 18 target shifts (§4.1: 50 x 18 = 900).
+
+    Each image is centre-cropped to the aspect of ``size`` and resized to it once (no random crop, no
+    flip). The source is the image itself (source shift 0: I_s = hue_shift(I_j, 0)); the targets are
+    t = 0, 20, ..., 340: I_t = hue_shift(I_j, t), P_t = hue_shift(P_j, t). Row ``18 v + k`` is image v
+    with shift ``SHIFTS[k]``. Returns normalised LAB ``I_s, I_t`` (V*18, 3, H, W), ``P_t`` (V*18, 6, 3),
+    ``j`` (V*18,) long indexing ``names`` (the V pair names), ``shift_t`` (V*18,) degrees, and the
+    resized RGB images ``rgb`` (V, 3, H, W). Deterministic.
+    """
+    size = _check_size(size)
+    if not pairs:
+        raise ValueError("validation_set needs at least one pair")
+    device = torch.device(device)
+    shifts = torch.tensor(SHIFTS, dtype=torch.float32, device=device)
+    n = len(SHIFTS)
+    rgb = torch.stack([_fit(p.rgb, size) for p in pairs]).to(device)
+    pal = torch.stack([p.palette.float() for p in pairs]).to(device)
+    I_s, I_t, P_t = [], [], []
+    for v in range(len(pairs)):  # one image at a time: 18 copies, not V * 18, in memory at once
+        I_s.append(_lab_norm(hue_shift(rgb[v:v + 1], 0.0)).expand(n, -1, -1, -1))
+        I_t.append(_lab_norm(hue_shift(rgb[v:v + 1].expand(n, -1, -1, -1), shifts)))
+        P_t.append(_lab_norm(hue_shift(pal[v:v + 1].expand(n, -1, -1), shifts, dim=-1), dim=-1))
+    return {
+        "I_s": torch.cat(I_s), "I_t": torch.cat(I_t), "P_t": torch.cat(P_t),
+        "j": torch.arange(len(pairs), device=device).repeat_interleave(n),
+        "shift_t": shifts.repeat(len(pairs)), "names": [p.name for p in pairs], "rgb": rgb,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Benchmark
+# --------------------------------------------------------------------------------------------------
+
+def bench_sampler(sizes=((96, 144), (288, 432)), batch_size: int = 16, n: int = 20, threads: int = 2
+                  ) -> list[dict]:
+    """Time :meth:`PairSampler.sample` on the CPU with ``threads`` torch threads over the bundled training photos.
+
+    Prints ``sampler HxW batch B: X batches/s`` per size and returns one dict per size. (On a machine
+    whose cores are busy with other work, 2 threads can be many times slower than 1: torch's threads
+    wait on each other. Compare with ``threads=1`` there.)
+    """
+    prev = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        train, _ = split_pairs(load_pairs("bundled"))
+        results = []
+        for size in sizes:
+            H, W = _check_size(size)
+            sampler = PairSampler(train, size=(H, W), batch_size=batch_size, seed=0)
+            for _ in range(2):  # warm-up
+                sampler.sample()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                sampler.sample()
+            dt = time.perf_counter() - t0
+            rate = n / dt
+            print(f"sampler {H}x{W} batch {batch_size}: {rate:.1f} batches/s")
+            results.append({"size": (H, W), "batch_size": batch_size, "n": n, "seconds": dt,
+                            "batches_per_s": rate, "threads": threads})
+        return results
+    finally:
+        torch.set_num_threads(prev)

@@ -1,7 +1,8 @@
 """pnlib: a small, readable implementation of PaletteNet (Cho et al., CVPR Workshops 2017).
 
 Layers, lowest first (a module imports only those above it in this list):
-color -> palette -> data -> model -> losses -> metrics -> train -> inference -> baselines -> viz -> widgets.
+color -> palette -> data -> model -> losses -> metrics -> train -> inference -> baselines ->
+evaluate -> viz -> widgets -> runner, bench.
 (`inference` holds `load_model` and `recolor`; a module named `recolor` would shadow the function.)
 See DESIGN.md in the project notes and README.md.
 """

@@ -44,6 +44,12 @@ def _summary(a) -> int:
     return 0
 
 
+def _eval(a) -> int:
+    from .evaluate import cli_eval
+
+    return cli_eval(a)
+
+
 def _bench(a) -> int:
     from . import bench
 
@@ -94,6 +100,13 @@ def main(argv=None) -> int:
     s.add_argument("--preset", default="full", choices=["ci", "quick", "full"])
     s.add_argument("--size", type=int, nargs=2, default=[288, 432], metavar=("H", "W"))
     s.set_defaults(fn=_summary)
+
+    ev = sub.add_parser("eval", help="evaluate a checkpoint against Chang et al. 2015 (protocols A and B)")
+    ev.add_argument("--checkpoint", help="model checkpoint (default: runs/quick/checkpoint.pt, else the shipped one)")
+    ev.add_argument("--data", default="bundled", help="'bundled' (default) or a folder of photos")
+    ev.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="evaluation size (default 288 432, the paper's)")
+    ev.add_argument("--out", help="JSON file for the numbers (default runs/eval/<checkpoint>.json)")
+    ev.set_defaults(fn=_eval)
 
     b = sub.add_parser("bench", help="print speed numbers (colour, sampler, model, baselines, training)")
     b.add_argument("what", nargs="*", default=[], help="subset: color sampler recolor widget chang train")

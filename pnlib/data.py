@@ -454,7 +454,7 @@ class PairSampler:
     """
 
     def __init__(self, pairs: list[Pair], size=(96, 144), batch_size: int = 16, device="cpu",
-                 seed: int = 0, scale=(0.5, 1.0), canvas: float = 1.25):
+                 seed: int = 0, scale=(0.5, 1.0), canvas: float = 1.25, jitter: float = 0.0):
         if not pairs:
             raise ValueError("PairSampler needs at least one pair")
         self.size = _check_size(size)
@@ -465,7 +465,7 @@ class PairSampler:
             raise ValueError(f"scale must satisfy 0 < low <= high <= 1 (a share of the canvas side), got {scale}")
         if canvas < 1:
             raise ValueError(f"canvas must be >= 1 (times the output size), got {canvas}")
-        self.batch_size, self.scale, self.seed = int(batch_size), (lo, hi), seed
+        self.batch_size, self.scale, self.seed, self.jitter = int(batch_size), (lo, hi), seed, float(jitter)
         self.device = torch.device(device)
         H, W = self.size
         self.canvas_size = (math.ceil(canvas * H), math.ceil(canvas * W))
@@ -511,6 +511,19 @@ class PairSampler:
         return F.grid_sample(imgs, grid, mode="bilinear", padding_mode="border",
                              align_corners=False).clamp_(0, 1)
 
+    def _jitter(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Random saturation and gamma per crop: new colour statistics from few photos (not in the paper).
+
+        With eight photos instead of the paper's 1,611, the network would otherwise memorise each
+        photo's saturation and tone. The jittered crop *is* I_j of the tuple: I_s and I_t are still two
+        hue shifts of it, with equal L.
+        """
+        n, g, a = len(rgb), self.generator, self.jitter
+        sat = (1 + a * (2 * torch.rand(n, generator=g) - 1)).to(rgb.device).view(-1, 1, 1, 1)
+        gamma = torch.exp(a * (2 * torch.rand(n, generator=g) - 1)).to(rgb.device).view(-1, 1, 1, 1)
+        grey = rgb.mean(1, keepdim=True)
+        return (grey + sat * (rgb - grey)).clamp_(0, 1).pow_(gamma)
+
     def sample(self, with_o: bool = True) -> dict:
         """One batch; ``with_o=False`` skips computing I_o / P_o (phase 1) but draws the same numbers."""
         B, g = self.batch_size, self.generator
@@ -525,6 +538,8 @@ class PairSampler:
             rgb, rgb_o = crops[:B], crops[B:]
         else:
             rgb, rgb_o = self._crops(j, flip, u, pos), None
+        if self.jitter:
+            rgb = self._jitter(rgb)
         st = torch.cat([s, t]).to(dev)
         lab = hue_shift(torch.cat([rgb, rgb]), st)  # I_s and I_t: two shifts of the same crop, one call
         jd = j.to(dev)

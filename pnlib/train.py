@@ -44,7 +44,11 @@ PRESETS = {
                  val_every=1000, ckpt_every=500, log_every=100, compile=True),
 }
 #: Shared by every preset (§4.2).
-COMMON = dict(lr=2e-4, betas=(0.5, 0.999), lam=Ls.LAMBDA, data="bundled", seed=0, device="auto")
+COMMON = dict(lr=2e-4, betas=(0.5, 0.999), lam=Ls.LAMBDA, data="bundled", seed=0, device="auto",
+              crop_scale=(0.25, 1.0), jitter=0.3)
+# crop_scale and jitter (random saturation and gamma of each crop, pnlib.data.PairSampler) are ours,
+# not the paper's: with 6 training photos instead of 1,561 they lower the held-out ΔE00 (quick preset,
+# 900 steps: 12.2 with crops of 0.5-1 and no jitter; 11.4 with crops of 0.25-1; 11.7 with jitter 0.3).
 #: Keys that change the networks' shapes: a checkpoint that differs in one of them cannot be loaded.
 ARCH_KEYS = ("width", "d_width")
 
@@ -60,7 +64,8 @@ def get_config(preset: str = "quick", **overrides) -> dict:
         if k not in cfg:
             raise ValueError(f"unknown setting {k!r}; known: {', '.join(sorted(cfg))}")
         cfg[k] = v
-    cfg["size"], cfg["betas"] = list(cfg["size"]), list(cfg["betas"])
+    for k in ("size", "betas", "crop_scale"):
+        cfg[k] = list(cfg[k])
     cfg["data"] = str(cfg["data"])
     return cfg
 
@@ -123,7 +128,7 @@ def build_run(cfg: dict, out: Path) -> Run:
     pairs = load_pairs(cfg["data"])
     train_pairs, val_pairs = split_pairs(pairs, seed=cfg["seed"])
     sampler = PairSampler(train_pairs, size=tuple(cfg["size"]), batch_size=cfg["batch"], device=device,
-                          seed=cfg["seed"])
+                          seed=cfg["seed"], scale=tuple(cfg["crop_scale"]), jitter=cfg["jitter"])
     val = validation_set(val_pairs, size=tuple(cfg["size"]), device=device)
     return Run(cfg, Path(out), device, G, D, _adam(G.parameters(), cfg, device),
                _adam(G.decoder.parameters(), cfg, device), _adam(D.parameters(), cfg, device),

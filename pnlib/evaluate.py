@@ -1,0 +1,488 @@
+"""The evaluation protocol: PaletteNet against Chang et al. 2015 on held-out photos (§4.1, §4.5, Fig. 8, 9).
+
+The paper compares with Chang et al. [3] by showing pictures (Fig. 8, 9) and a user study; it gives no
+number. Here two protocols turn the comparison into numbers, on photos the model never trained on (the
+validation split of :func:`pnlib.data.split_pairs`). Every colour difference is CIEDE2000 of what a
+screen shows (:mod:`pnlib.metrics`: LAB -> sRGB clipped -> LAB).
+
+**Protocol A, with ground truth** (the paper's validation construction, §4.1: 50 photos × 18 = 900).
+Each held-out pair (I_j, P_j) × the 18 hue shifts t = 0, 20, ..., 340 (eq. 10):
+I_s = I_j, P_t = hue_shift(P_j, t), ground truth I_t = hue_shift(I_j, t) (:func:`pnlib.data.validation_set`).
+Per method: the mean ΔE00 of each output against I_t (per tuple, over its pixels), then the mean and
+the median over the tuples; and the mean |ΔL| against the source (luminance kept?). Methods:
+
+* ``identity``: the source unchanged (the "do nothing" bar; 0 at t = 0, large at t = 180°);
+* ``chang``: Chang et al. 2015 (:func:`pnlib.baselines.chang_recolor`), given the *source* palette
+  P_s = P_j (the pair's own extracted palette) and the target P_t. Colour i of P_t is
+  hue_shift(colour i of P_j, t), so the two palettes correspond colour by colour, exactly the
+  correspondence a Chang user sets by hand. (Chang's own palette, :func:`~pnlib.baselines.chang_palette`,
+  would give Chang a different target than PaletteNet's P_t; with P_j both methods get one target.)
+* ``palettenet``: G(I_s, P_t) (eq. 2); it never sees the source palette;
+* ``oracle``: the exact hue shift (:func:`pnlib.baselines.oracle`): ΔE00 ~0 by construction; what is
+  left is the metric's floor (float rounding, the [-1, 1] clamp of the stored I_t, display clipping).
+
+A hue shift is one global colour map: the best case of a global colour transfer like Chang's.
+
+**Protocol B, no ground truth** (Fig. 8, 9: a photo and somebody else's palette). Each held-out photo ×
+fixed target palettes: the palettes of up to ``n_photo`` other photos (the other held-out photos
+first, then training photos in name order when there are too few held-out ones: with the eight bundled
+photos, 2 are held out, so 1 held-out + 5 training palettes; a training photo's *palette* is not its
+image, and only hue-shifted copies of it were seen in training), plus ``n_random`` seeded random
+palettes (six random LCh colours inside the sRGB gamut: the "extreme" palettes of Fig. 9). Per method:
+palette adherence (:func:`pnlib.metrics.palette_adherence`: the output's extracted palette against the
+target, as a set, ΔE00) and mean |ΔL| against the source. Chang needs a source -> target colour
+correspondence: the target's colours are matched one-to-one to the source palette P_j by the
+assignment with the least total ΔE00 (Hungarian algorithm) before the transfer; PaletteNet gets the
+target palette in its own order.
+
+:func:`evaluate` runs both and times them, :func:`to_markdown` writes the table, :func:`save_json` the
+numbers, :func:`comparison_figure` a Fig. 8/9-style grid, :func:`cli_eval` is ``python -m pnlib eval``.
+Top layer: imports data, metrics, baselines, inference.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from scipy.optimize import linear_sum_assignment
+from skimage.color import deltaE_ciede2000
+
+from .baselines import chang_recolor, oracle
+from .color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab
+from .data import SHIFTS, load_pairs, split_pairs, validation_set
+from .inference import SHIPPED, load_model
+from .metrics import display_lab, luminance_error, palette_adherence, per_image_delta_e00
+from .model import PaletteNet
+from .palette import format_palette
+from .train import REPO_ROOT, read_checkpoint
+
+__all__ = ["DEFAULT_SIZE", "METHODS_A", "METHODS_B", "evaluate", "random_palettes", "match_palette",
+           "to_markdown", "save_json", "comparison_figure", "default_checkpoint", "cli_eval"]
+
+#: Evaluation size (H, W): the paper's 288×432 (§4.1). On a 2-core CPU (with 1 torch thread, see
+#: ``threads``) the whole evaluation of a width-16 model takes about 50 s there, 20 s at 192×288.
+DEFAULT_SIZE = (288, 432)
+METHODS_A = ("identity", "chang", "palettenet", "oracle")
+METHODS_B = ("identity", "chang", "palettenet")
+#: Random LCh palettes: L, C ranges (hue uniform); colours outside the sRGB gamut are redrawn.
+RANDOM_L, RANDOM_C = (25.0, 90.0), (15.0, 75.0)
+#: Pixels (a seeded subsample) that palette adherence's k-means clusters: 4× fewer than
+#: extract_palette's default, for speed; six clusters are well estimated from 5,000 pixels.
+ADHERENCE_PIXELS = 5000
+_BATCH = 6  # PaletteNet images per forward pass
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def random_palettes(n: int, k: int = 6, seed: int = 0) -> torch.Tensor:
+    """``n`` seeded random palettes ``(n, k, 3)`` RGB: colours uniform in L, C (see RANDOM_L/C) and hue.
+
+    Each colour is drawn in LCh, (L, C cos h, C sin h) in LAB, and redrawn until it lies in the sRGB
+    gamut, so the palette shows exactly the drawn colours. Deterministic for a seed.
+    """
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    while len(out) < n * k:
+        u = torch.rand(256, 3, generator=g, dtype=torch.float64)
+        L = RANDOM_L[0] + (RANDOM_L[1] - RANDOM_L[0]) * u[:, 0]
+        C = RANDOM_C[0] + (RANDOM_C[1] - RANDOM_C[0]) * u[:, 1]
+        h = 2 * math.pi * u[:, 2]
+        lab = torch.stack([L, C * torch.cos(h), C * torch.sin(h)], -1)
+        rgb = lab_to_rgb(lab, dim=-1, clip=False)
+        ok = ((rgb >= 0) & (rgb <= 1)).all(-1)
+        out.extend(rgb[ok].clamp(0, 1))
+    return torch.stack(out[:n * k]).reshape(n, k, 3).float()
+
+
+def match_palette(source, target) -> torch.Tensor:
+    """Reorder ``target`` (k, 3) RGB so that colour i replaces colour i of ``source`` (k, 3) RGB.
+
+    The one-to-one assignment of target to source colours with the least total ΔE00 (CIEDE2000 in LAB,
+    ``scipy.optimize.linear_sum_assignment``): Chang et al.'s transfer needs this correspondence, a user
+    sets it by hand; here each source colour goes to its nearest available target colour.
+    """
+    src = rgb_to_lab(torch.as_tensor(source).detach().cpu().double(), dim=-1).numpy()
+    tgt_rgb = torch.as_tensor(target).detach().cpu()
+    tgt = rgb_to_lab(tgt_rgb.double(), dim=-1).numpy()
+    cost = deltaE_ciede2000(src[:, None, :], tgt[None, :, :], channel_axis=-1)
+    rows, cols = linear_sum_assignment(cost)
+    out = torch.empty_like(tgt_rgb)
+    out[torch.as_tensor(rows)] = tgt_rgb[torch.as_tensor(cols)]
+    return out
+
+
+@torch.inference_mode()
+def _palettenet(model: PaletteNet, I_s: torch.Tensor, P_t: torch.Tensor) -> torch.Tensor:
+    """G(I_s, P_t) for normalised LAB batches -> Î_t = [I^L_s, Îab_t] in raw LAB on the CPU."""
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
+    out = [model.recolor_any_size(I_s[i:i + _BATCH].to(dev).contiguous(memory_format=fmt),
+                                  P_t[i:i + _BATCH].to(dev)).float().cpu()
+           for i in range(0, len(I_s), _BATCH)]
+    model.train(was_training)
+    return denormalize_lab(torch.cat(out))
+
+
+def _to_uint8(rgb: torch.Tensor) -> torch.Tensor:
+    return rgb.clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def _stats(values) -> dict:
+    v = [float(x) for x in values]
+    return {"mean": statistics.fmean(v), "median": statistics.median(v)}
+
+
+# ------------------------------------------------------------------------------------------ protocol A
+def protocol_a(model: PaletteNet, val_pairs, size, keep_outputs: bool = False, progress: bool = False,
+               val: dict | None = None) -> dict:
+    """Held-out photos × the 18 hue shifts, against the ground truth I_t (module docstring).
+
+    ``val``: ``validation_set(val_pairs, size)`` when the caller already has it.
+    """
+    val = val if val is not None else validation_set(val_pairs, size=size)
+    n = len(SHIFTS)
+    I_s, I_t = denormalize_lab(val["I_s"]), denormalize_lab(val["I_t"])   # raw LAB (N, 3, H, W)
+    P_t_rgb = lab_to_rgb(denormalize_lab(val["P_t"], dim=-1), dim=-1, clip=True)   # (N, 6, 3)
+    src_rgb = val["rgb"]                                                  # (V, 3, H, W)
+    out, seconds = {}, {}
+
+    def run(name, fn):
+        t0 = time.perf_counter()
+        out[name] = fn()
+        seconds[name] = time.perf_counter() - t0
+
+    run("identity", lambda: I_s)
+    run("chang", lambda: rgb_to_lab(torch.stack([
+        chang_recolor(src_rgb[i // n], val_pairs[i // n].palette, P_t_rgb[i]) for i in range(len(I_s))])))
+    run("palettenet", lambda: _palettenet(model, val["I_s"], val["P_t"]))
+    run("oracle", lambda: torch.cat([oracle(src_rgb[v:v + 1].expand(n, -1, -1, -1), val["shift_t"][v * n:(v + 1) * n])
+                                     for v in range(len(val_pairs))]))
+    # Scored one held-out photo (18 tuples) at a time, in float64: memory stays bounded. Each side is
+    # mapped to its displayed colour once (display_lab), then compared as is: the same numbers as
+    # per_image_delta_e00(out, I_t) and luminance_error(out, I_s, display=True), without redoing I_t.
+    de = {m: [] for m in METHODS_A}
+    dL = {m: [] for m in METHODS_A}
+    for c in range(0, len(I_s), n):
+        shown_t, shown_s = display_lab(I_t[c:c + n].double()), display_lab(I_s[c:c + n].double())
+        for name in METHODS_A:
+            t0 = time.perf_counter()
+            shown = display_lab(out[name][c:c + n].double())
+            de[name].append(per_image_delta_e00(shown, shown_t, display=False))
+            dL[name].append(luminance_error(shown, shown_s))
+            seconds[name] += time.perf_counter() - t0
+    methods = {}
+    for name in METHODS_A:
+        d = torch.cat(de[name])
+        s = _stats(d)
+        methods[name] = {"mean_de00": s["mean"], "median_de00": s["median"],
+                         "mean_abs_dL": statistics.fmean(dL[name]),   # equal-sized chunks: mean of means
+                         "per_tuple_de00": [round(float(x), 4) for x in d], "seconds": seconds[name]}
+        if progress:
+            print(f"  protocol A  {name:<11} mean ΔE00 {s['mean']:6.2f}  ({seconds[name]:.1f} s)")
+    res = {"n_tuples": len(I_s), "shifts": list(SHIFTS),
+           "tuples": [{"image": val["names"][int(val["j"][i])], "shift": float(val["shift_t"][i])}
+                      for i in range(len(I_s))],
+           "source_palette": "the pair's extracted palette P_j (pnlib.data); P_t = hue_shift(P_j, t), colour by colour",
+           "methods": methods}
+    if keep_outputs:
+        to_rgb = lambda lab: _to_uint8(lab_to_rgb(lab, clip=True))  # noqa: E731
+        res["outputs"] = {"source": _to_uint8(src_rgb), "source_palette": torch.stack([p.palette for p in val_pairs]),
+                          "target_palette": P_t_rgb, "ground_truth": to_rgb(I_t),
+                          **{m: to_rgb(out[m]) for m in ("chang", "palettenet")}}
+    return res
+
+
+# ------------------------------------------------------------------------------------------ protocol B
+def protocol_b_targets(val_pairs, train_pairs, n_photo: int = 6, n_random: int = 6, seed: int = 0) -> list:
+    """The target palettes of each held-out photo: ``[(image index, target name, kind, (6, 3) RGB)]``.
+
+    ``kind``: "held-out" (another held-out photo's palette), "train" (a training photo's, used when there
+    are fewer than ``n_photo`` other held-out photos) or "random" (:func:`random_palettes`).
+    """
+    rand = random_palettes(n_random, seed=seed) if n_random else torch.zeros(0, 6, 3)
+    targets = []
+    for v, p in enumerate(val_pairs):
+        others = [(q.name, "held-out", q.palette) for q in val_pairs if q.name != p.name]
+        others += [(q.name, "train", q.palette) for q in train_pairs]
+        targets += [(v, name, kind, pal.float()) for name, kind, pal in others[:n_photo]]
+        targets += [(v, f"random {r}", "random", rand[r]) for r in range(n_random)]
+    return targets
+
+
+def protocol_b(model: PaletteNet, val_pairs, train_pairs, size, n_photo: int = 6, n_random: int = 6,
+               seed: int = 0, keep_outputs: bool = False, progress: bool = False, val: dict | None = None) -> dict:
+    """Held-out photos × fixed target palettes, no ground truth: palette adherence and |ΔL| (module docstring).
+
+    ``val``: ``validation_set(val_pairs, size)`` when the caller already has it (only its resized
+    photos ``rgb`` and ``names`` are used).
+    """
+    val = val if val is not None else validation_set(val_pairs, size=size)
+    src_rgb = val["rgb"]                                                   # (V, 3, H, W)
+    src_lab = rgb_to_lab(src_rgb)
+    targets = protocol_b_targets(val_pairs, train_pairs, n_photo, n_random, seed)
+    idx = [v for v, *_ in targets]
+    P = torch.stack([t[3] for t in targets])                               # (M, 6, 3) RGB
+    rgb_out, seconds = {}, {}
+    t0 = time.perf_counter()
+    rgb_out["identity"] = src_rgb[idx]
+    seconds["identity"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rgb_out["chang"] = torch.stack([chang_recolor(src_rgb[v], val_pairs[v].palette,
+                                                  match_palette(val_pairs[v].palette, P[i]))
+                                    for i, v in enumerate(idx)])
+    seconds["chang"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    I_s = normalize_lab(src_lab[idx]).clamp(-1, 1)
+    P_t = normalize_lab(rgb_to_lab(P, dim=-1), dim=-1)
+    rgb_out["palettenet"] = lab_to_rgb(_palettenet(model, I_s, P_t), clip=True)
+    seconds["palettenet"] = time.perf_counter() - t0
+    methods = {}
+    for name in METHODS_B:
+        t0 = time.perf_counter()
+        adh = [palette_adherence(rgb_out[name][i], P[i], max_pixels=ADHERENCE_PIXELS) for i in range(len(idx))]
+        dL = luminance_error(rgb_to_lab(rgb_out[name]), src_lab[idx], display=True)
+        seconds[name] += time.perf_counter() - t0
+        s = _stats(adh)
+        methods[name] = {"adherence": s["mean"], "median_adherence": s["median"], "mean_abs_dL": dL,
+                         "per_tuple_adherence": [round(a, 4) for a in adh], "seconds": seconds[name]}
+        if progress:
+            print(f"  protocol B  {name:<11} adherence ΔE00 {s['mean']:6.2f}  ({seconds[name]:.1f} s)")
+    kinds = [t[2] for t in targets]
+    res = {"n_tuples": len(targets),
+           "tuples": [{"image": val["names"][v], "target": name, "kind": kind, "palette": format_palette(pal)}
+                      for v, name, kind, pal in targets],
+           "targets_per_image": {k: kinds.count(k) // max(len(val_pairs), 1) for k in ("held-out", "train", "random")},
+           "chang_matching": "target colours matched one-to-one to the source palette P_j, least total ΔE00",
+           "methods": methods}
+    if keep_outputs:
+        res["outputs"] = {"source": _to_uint8(src_rgb), "source_palette": torch.stack([p.palette for p in val_pairs]),
+                          "target_palette": P, "image_index": torch.tensor(idx),
+                          **{m: _to_uint8(rgb_out[m]) for m in ("chang", "palettenet")}}
+    return res
+
+
+# -------------------------------------------------------------------------------------------- evaluate
+def evaluate(model, data="bundled", size=DEFAULT_SIZE, n_random: int = 6, seed: int = 0, n_photo: int = 6,
+             split_seed: int = 0, checkpoint: str | None = None, keep_outputs: bool = False,
+             progress: bool = False, threads: int | None = 1) -> dict:
+    """Both protocols on the held-out photos of ``data``; returns a JSON-ready dict (plus tensors under
+    ``protocol_a/b["outputs"]`` when ``keep_outputs``, for :func:`comparison_figure`).
+
+    ``model``: a :class:`~pnlib.model.PaletteNet` or a checkpoint path (:func:`pnlib.inference.load_model`).
+    ``data``: "bundled" or a photo folder (:func:`pnlib.data.load_pairs`), split by
+    :func:`~pnlib.data.split_pairs` with ``split_seed`` (training's ``seed``: the same held-out photos).
+    ``size``: (H, W) of the evaluated images. ``n_random``, ``seed``: protocol B's random palettes;
+    ``n_photo``: protocol B's photo palettes per image. ``checkpoint``: the name shown above the table.
+    ``threads``: torch CPU threads while it runs (restored after; None: leave as is). 1 by default: the
+    work is mostly many small tensor ops (Chang's gamut search, k-means, colour conversions) that extra
+    threads do not speed up and, on a busy CPU, slow down badly (measured on a loaded 2-core machine
+    at 192×288: 20 s with 1 thread, 77 s with 2).
+    Keys: ``checkpoint``, ``data`` (source, held-out and training names), ``size``, ``settings``,
+    ``protocol_a``, ``protocol_b`` (each with ``methods`` -> metric -> value), ``timing`` (seconds).
+    """
+    prev_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _evaluate(model, data, size, n_random, seed, n_photo, split_seed, checkpoint, keep_outputs,
+                         progress)
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+def _evaluate(model, data, size, n_random, seed, n_photo, split_seed, checkpoint, keep_outputs, progress) -> dict:
+    t_start = time.perf_counter()
+    if isinstance(model, (str, Path)):
+        checkpoint = checkpoint or str(model)
+        model = load_model(model)
+    H, W = (int(s) for s in size)
+    pairs = load_pairs(data)
+    if len(pairs) < 2:
+        raise ValueError(f"evaluation needs at least 2 photos (one held out), {data} has {len(pairs)}")
+    train_pairs, val_pairs = split_pairs(pairs, seed=split_seed)
+    val = validation_set(val_pairs, size=(H, W))
+    t_load = time.perf_counter() - t_start
+    if progress:
+        print(f"evaluating on {len(val_pairs)} held-out photos at {H}×{W}: {', '.join(p.name for p in val_pairs)}")
+    t0 = time.perf_counter()
+    a = protocol_a(model, val_pairs, (H, W), keep_outputs, progress, val=val)
+    t_a = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    b = protocol_b(model, val_pairs, train_pairs, (H, W), n_photo, n_random, seed, keep_outputs, progress, val=val)
+    t_b = time.perf_counter() - t0
+    return {
+        "checkpoint": checkpoint,
+        "model": {"width": getattr(model, "width", None)},
+        "data": {"source": str(data), "held_out": [p.name for p in val_pairs],
+                 "train": [p.name for p in train_pairs]},
+        "device": str(next(model.parameters()).device),
+        "size": [H, W],
+        "settings": {"n_random": n_random, "seed": seed, "n_photo": n_photo, "split_seed": split_seed,
+                     "adherence_pixels": ADHERENCE_PIXELS, "torch_threads": torch.get_num_threads()},
+        "protocol_a": a, "protocol_b": b,
+        "timing": {"load_s": t_load, "protocol_a_s": t_a, "protocol_b_s": t_b,
+                   "total_s": time.perf_counter() - t_start},
+    }
+
+
+# --------------------------------------------------------------------------------------------- reports
+def _f(x) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
+def to_markdown(results: dict) -> str:
+    """A Markdown table, one row per method, with the checkpoint and data named above it.
+
+    Columns: protocol A (ground truth): mean and median ΔE00 to I_t, mean |ΔL| to the source;
+    protocol B (no ground truth): palette adherence ΔE00, mean |ΔL|. Lower is better everywhere.
+    """
+    a, b = results["protocol_a"], results["protocol_b"]
+    d = results["data"]
+    H, W = results["size"]
+    per = b.get("targets_per_image", {})
+    lines = [
+        f"**Checkpoint**: `{results.get('checkpoint') or 'a model passed in'}`  ",
+        f"**Data**: {d['source']}, held out: {', '.join(n.split('/')[-1] for n in d['held_out'])} "
+        f"({len(d['held_out'])} photos, {len(d['train'])} in training), at {H}×{W}  ",
+        f"**A**: {a['n_tuples']} tuples (each held-out photo × 18 hue shifts, ground truth I_t). "
+        f"**B**: {b['n_tuples']} tuples (each held-out photo × {per.get('held-out', 0)} held-out + "
+        f"{per.get('train', 0)} training photo palettes + {per.get('random', 0)} random palettes). "
+        "ΔE00 = CIEDE2000 as displayed; lower is better.",
+        "",
+        "| method | A: mean ΔE00 | A: median ΔE00 | A: mean \\|ΔL\\| | B: palette adherence ΔE00 | B: mean \\|ΔL\\| |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for m in METHODS_A:
+        ma, mb = a["methods"].get(m, {}), b["methods"].get(m, {})
+        lines.append(f"| {m} | {_f(ma.get('mean_de00'))} | {_f(ma.get('median_de00'))} | {_f(ma.get('mean_abs_dL'))} "
+                     f"| {_f(mb.get('adherence'))} | {_f(mb.get('mean_abs_dL'))} |")
+    return "\n".join(lines)
+
+
+def _jsonable(results: dict) -> dict:
+    out = {k: v for k, v in results.items() if k not in ("protocol_a", "protocol_b")}
+    for k in ("protocol_a", "protocol_b"):
+        out[k] = {kk: vv for kk, vv in results[k].items() if kk != "outputs"}
+    return out
+
+
+def save_json(results: dict, path) -> Path:
+    """Write the numbers (not the images kept by ``keep_outputs``) to ``path`` as JSON; returns it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_jsonable(results), indent=1, ensure_ascii=False))
+    return path
+
+
+def default_rows(results: dict) -> list[tuple[str, int]]:
+    """Four rows for :func:`comparison_figure`: two protocol-A tuples (hue +120° of the first held-out
+    photo, +240° of the last), a protocol-B photo palette and a protocol-B random (extreme) palette."""
+    a, b = results["protocol_a"]["tuples"], results["protocol_b"]["tuples"]
+    names = results["data"]["held_out"]
+    rows = [("A", next(i for i, t in enumerate(a) if t["image"] == names[0] and t["shift"] == 120)),
+            ("A", next(i for i, t in enumerate(a) if t["image"] == names[-1] and t["shift"] == 240))]
+    photo = [i for i, t in enumerate(b) if t["kind"] != "random"]
+    rand = [i for i, t in enumerate(b) if t["kind"] == "random"]
+    if photo:
+        rows.append(("B", photo[0]))
+    if rand:
+        rows.append(("B", rand[-1]))
+    return rows
+
+
+def comparison_figure(results: dict, rows=None, size: float = 2.4):
+    """Fig. 8/9 side by side from ``evaluate(..., keep_outputs=True)``; returns the figure.
+
+    Columns: (a) source, (b) source palette P_j, (c) target palette P_t, (d) Chang et al. 2015,
+    (e) PaletteNet, (f) the ground truth I_t (protocol A rows; protocol B has none). ``rows``: a list of
+    ``("A", tuple index)`` / ``("B", tuple index)``; default :func:`default_rows`. Each output's title
+    carries its score: ΔE00 to I_t (A) or palette adherence ΔE00 (B).
+    """
+    import matplotlib.pyplot as plt
+
+    from .palette import palette_swatch
+
+    rows = rows if rows is not None else default_rows(results)
+    H, W = results["size"]
+    ratios = [W / H, 0.22, 0.22, W / H, W / H, W / H]
+    fig, axes = plt.subplots(len(rows), 6, figsize=(size * sum(ratios), size * len(rows) * 1.12),
+                             gridspec_kw={"width_ratios": ratios}, squeeze=False)
+    heads = ["(a) source", "(b) P_s", "(c) P_t", "(d) Chang et al.", "(e) PaletteNet", "(f) ground truth"]
+    hwc = lambda t: t.permute(1, 2, 0).numpy()  # noqa: E731
+    vertical = lambda p: palette_swatch(p).transpose(1, 0, 2)  # noqa: E731
+    for r, (proto, i) in enumerate(rows):
+        P = results["protocol_a" if proto == "A" else "protocol_b"]
+        o, t = P["outputs"], P["tuples"][i]
+        v = results["data"]["held_out"].index(t["image"])
+        if proto == "A":
+            score = lambda m: f"ΔE00 {P['methods'][m]['per_tuple_de00'][i]:.1f}"  # noqa: E731
+            label = f"A: +{t['shift']:.0f}°"
+        else:
+            score = lambda m: f"adherence {P['methods'][m]['per_tuple_adherence'][i]:.1f}"  # noqa: E731
+            label = f"B: {t['target'].split('/')[-1]}"
+        cells = [(hwc(o["source"][v]), f"{t['image'].split('/')[-1]}\n{label}"),
+                 (vertical(o["source_palette"][v]), ""), (vertical(o["target_palette"][i]), ""),
+                 (hwc(o["chang"][i]), score("chang")), (hwc(o["palettenet"][i]), score("palettenet")),
+                 (hwc(o["ground_truth"][i]) if proto == "A" else None, "" if proto == "A" else "(no ground truth)")]
+        for c, (ax, (img, title)) in enumerate(zip(axes[r], cells)):
+            ax.axis("off")
+            if img is not None:
+                ax.imshow(img, aspect="auto")
+            ax.set_title((heads[c] + "\n" if r == 0 else "") + title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def default_checkpoint() -> Path:
+    """runs/quick/checkpoint.pt when a quick run left one, else the shipped checkpoint."""
+    quick = REPO_ROOT / "runs" / "quick" / "checkpoint.pt"
+    return quick if quick.is_file() else SHIPPED
+
+
+def _json_path(ckpt: Path) -> Path:
+    stem = ckpt.stem if ckpt.stem != "checkpoint" else f"{ckpt.parent.name}_checkpoint"
+    return REPO_ROOT / "runs" / "eval" / f"{stem}.json"
+
+
+def cli_eval(args) -> int:
+    """``python -m pnlib eval [--checkpoint PATH] [--data bundled|FOLDER] [--size H W] [--out FILE.json]``.
+
+    Prints which checkpoint (and, for a training checkpoint, its step), the Markdown table and the
+    runtime; writes the JSON (default ``runs/eval/<checkpoint stem>.json``). A missing checkpoint or
+    data folder: one line ``error: ...`` on stderr and exit status 2.
+    """
+    try:
+        ckpt = Path(args.checkpoint).expanduser() if args.checkpoint else default_checkpoint()
+        if not ckpt.is_file():
+            hint = "" if args.checkpoint else " (no runs/quick/checkpoint.pt and no shipped checkpoint)"
+            raise FileNotFoundError(f"no checkpoint at {ckpt}{hint}")
+        data = args.data or "bundled"
+        if data != "bundled" and not Path(data).expanduser().is_dir():
+            raise FileNotFoundError(f"no data folder at {data} (give 'bundled' or a folder of photos)")
+        state = read_checkpoint(ckpt)
+        cfg, step = state.get("config") or {}, state.get("step")
+        total = (cfg.get("steps1") or 0) + (cfg.get("steps2") or 0)
+        done = "" if step is None or not total else \
+            f", step {step} of {total}" + ("" if step >= total else ": training NOT finished")
+        print(f"checkpoint: {ckpt} (preset {cfg.get('preset')!r}, width {cfg.get('width')}{done})")
+        model = load_model(ckpt, device=getattr(args, "device", None) or "auto")
+        size = tuple(args.size) if args.size else DEFAULT_SIZE
+        results = evaluate(model, data=data, size=size, split_seed=int(cfg.get("seed", 0) or 0),
+                           checkpoint=str(ckpt), progress=True)
+        out = Path(args.out).expanduser() if args.out else _json_path(ckpt)
+        print()
+        print(to_markdown(results))
+        print()
+        save_json(results, out)
+    except (FileNotFoundError, ValueError) as e:  # CheckpointMismatch is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"eval took {results['timing']['total_s']:.1f} s; wrote {out}")
+    return 0

@@ -1,0 +1,125 @@
+"""pnlib.evaluate: the two evaluation protocols, the table, the figure and `python -m pnlib eval` (seconds)."""
+import json
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from pnlib import evaluate as E
+from pnlib.__main__ import main
+from pnlib.color import denormalize_lab, lab_to_rgb, rgb_to_lab
+from pnlib.data import load_pairs, split_pairs, validation_set
+from pnlib.metrics import mean_delta_e00
+from pnlib.model import PaletteNet
+from pnlib.train import FORMAT, get_config
+
+SIZE = (32, 48)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return PaletteNet(8).eval()
+
+
+@pytest.fixture(scope="module")
+def results(model):
+    return E.evaluate(model, size=SIZE, n_random=2, n_photo=2, keep_outputs=True)
+
+
+def test_both_protocols_and_every_method(results):
+    assert set(results["protocol_a"]["methods"]) == set(E.METHODS_A)
+    assert set(results["protocol_b"]["methods"]) == set(E.METHODS_B)
+    assert results["data"]["held_out"] == ["bundled/astronaut", "bundled/stereo_motorcycle"]
+    assert results["protocol_a"]["n_tuples"] == 2 * 18
+    assert results["protocol_b"]["n_tuples"] == 2 * (2 + 2)
+    assert results["protocol_b"]["targets_per_image"] == {"held-out": 1, "train": 1, "random": 2}
+    for m in results["protocol_a"]["methods"].values():
+        assert len(m["per_tuple_de00"]) == 36 and m["median_de00"] >= 0 and m["mean_abs_dL"] >= 0
+    assert results["timing"]["total_s"] > 0
+
+
+def test_identity_equals_the_direct_delta_e00(results):
+    _, val_pairs = split_pairs(load_pairs("bundled"))
+    val = validation_set(val_pairs, size=SIZE)
+    direct = mean_delta_e00(denormalize_lab(val["I_s"]), denormalize_lab(val["I_t"]))
+    assert results["protocol_a"]["methods"]["identity"]["mean_de00"] == pytest.approx(direct, rel=1e-6)
+    assert results["protocol_a"]["methods"]["identity"]["mean_abs_dL"] == pytest.approx(0.0, abs=1e-6)
+    # the 0° tuples are the source itself
+    first = [t["shift"] == 0 for t in results["protocol_a"]["tuples"]]
+    de = results["protocol_a"]["methods"]["identity"]["per_tuple_de00"]
+    assert max(d for d, f in zip(de, first) if f) < 1e-3
+
+
+def test_oracle_is_the_floor_and_chang_beats_identity(results):
+    a = results["protocol_a"]["methods"]
+    assert a["oracle"]["mean_de00"] < 0.5
+    # Chang is given the source palette and a target that corresponds colour by colour: it must help.
+    assert a["chang"]["mean_de00"] < a["identity"]["mean_de00"]
+    b = results["protocol_b"]["methods"]
+    assert b["chang"]["adherence"] < b["identity"]["adherence"]
+
+
+def test_markdown_has_a_row_per_method(results):
+    md = E.to_markdown(results)
+    for m in E.METHODS_A:
+        assert sum(line.startswith(f"| {m} |") for line in md.splitlines()) == 1, m
+    assert "astronaut" in md and "32×48" in md
+    assert md.splitlines()[0].startswith("**Checkpoint**")
+
+
+def test_json_and_figure(results, tmp_path):
+    path = E.save_json(results, tmp_path / "e.json")
+    back = json.loads(path.read_text())
+    assert "outputs" not in back["protocol_a"] and "outputs" not in back["protocol_b"]
+    assert back["protocol_a"]["methods"]["oracle"]["mean_de00"] == results["protocol_a"]["methods"]["oracle"]["mean_de00"]
+    fig = E.comparison_figure(results)
+    assert len(fig.axes) == 4 * 6
+    matplotlib.pyplot.close(fig)
+
+
+def test_random_palettes_are_seeded_and_displayable():
+    p = E.random_palettes(3, seed=5)
+    assert p.shape == (3, 6, 3)
+    torch.testing.assert_close(p, E.random_palettes(3, seed=5))
+    assert not torch.equal(p, E.random_palettes(3, seed=6))
+    lab = rgb_to_lab(p.double(), dim=-1)
+    assert (lab[..., 0] >= E.RANDOM_L[0] - 1e-3).all() and (lab[..., 0] <= E.RANDOM_L[1] + 1e-3).all()
+
+
+def test_match_palette_undoes_a_permutation():
+    src = torch.tensor([[.9, .1, .1], [.1, .8, .2], [.1, .2, .9], [.9, .9, .2], [.1, .1, .1], [.95, .95, .95]])
+    perm = torch.tensor([3, 5, 0, 1, 4, 2])
+    torch.testing.assert_close(E.match_palette(src, src[perm]), src)
+    # a hue-shifted copy by a small angle keeps each colour's partner
+    from pnlib.color import hue_shift
+    near = lab_to_rgb(hue_shift(src, 10.0, dim=-1), dim=-1)
+    torch.testing.assert_close(E.match_palette(src, near[perm]), near)
+
+
+def test_cli_missing_checkpoint_exits_2(tmp_path, capsys):
+    missing = tmp_path / "nope" / "model.pt"
+    assert main(["eval", "--checkpoint", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_cli_missing_data_folder_exits_2(tmp_path, model, capsys):
+    ck = tmp_path / "m.pt"
+    torch.save({"format": FORMAT, "config": get_config("ci"), "step": 0, "G": model.state_dict(), "history": []}, ck)
+    assert main(["eval", "--checkpoint", str(ck), "--data", str(tmp_path / "photos")]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "photos") in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_eval_prints_the_table_and_writes_json(tmp_path, model, capsys):
+    ck = tmp_path / "m.pt"
+    torch.save({"format": FORMAT, "config": get_config("ci"), "step": 50, "G": model.state_dict(), "history": []}, ck)
+    out = tmp_path / "res" / "e.json"
+    assert main(["eval", "--checkpoint", str(ck), "--size", *map(str, SIZE), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"checkpoint: {ck}" in printed and "| palettenet |" in printed and str(out) in printed
+    back = json.loads(out.read_text())
+    assert back["checkpoint"] == str(ck) and back["size"] == list(SIZE)

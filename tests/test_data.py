@@ -92,9 +92,10 @@ def test_no_validation_image_reaches_training(split):
     assert seen == train_names  # 640 draws over 6 photos: every one is used
 
 
-def test_tuple_semantics(split):
+@pytest.mark.parametrize("jitter", [0.0, 0.3])
+def test_tuple_semantics(split, jitter):
     train, _ = split
-    sampler = D.PairSampler(train, size=SIZE, batch_size=12, seed=3)
+    sampler = D.PairSampler(train, size=SIZE, batch_size=12, seed=3, jitter=jitter)
     b = sampler.sample()
     B, (H, W) = 12, SIZE
     for k in ("I_s", "I_t", "I_o", "rgb", "rgb_o"):
@@ -121,6 +122,10 @@ def test_tuple_semantics(split):
         torch.testing.assert_close(b["P_o"][i], norm(rgb_to_lab(P_o, dim=-1), -1), atol=1e-5, rtol=0)
     torch.testing.assert_close(b["I_o"], norm(rgb_to_lab(b["rgb_o"])), atol=1e-5, rtol=0)
     assert b["shift_s"].ne(b["shift_t"]).any() and b["flip"].any() and (~b["flip"]).any()
+    if jitter:  # the jittered crop differs from the plain one drawn with the same seed
+        plain = D.PairSampler(train, size=SIZE, batch_size=12, seed=3).sample()
+        assert not torch.allclose(plain["rgb"], b["rgb"], atol=1e-3)
+        torch.testing.assert_close(plain["rgb_o"], b["rgb_o"])  # (I_o, P_o) stays an untouched original
 
 
 def test_flip_is_a_mirror_of_the_same_crop(split):

@@ -11,11 +11,13 @@ from pnlib.model import Discriminator
 
 def test_e_loss_by_hand():
     # Îab_t = [[0.5, -0.5]] (a) and [[0.0, 1.0]] (b); Iab_t = [[0.0, 0.0]] and [[0.0, 0.5]].
-    # squared errors: 0.25, 0.25, 0, 0.25 -> paper's sum 0.75; our mean over N·2·H·W = 4: 0.1875
+    # squared errors: 0.25, 0.25, 0, 0.25 -> the paper's sum over pixels and ab: 0.75 (batch of one)
     pred = torch.tensor([[[[0.5, -0.5]], [[0.0, 1.0]]]])
     target = torch.tensor([[[[0.0, 0.0]], [[0.0, 0.5]]]])
     assert pred.shape == (1, 2, 1, 2)
-    assert e_loss(pred, target).item() == pytest.approx(0.1875)
+    assert e_loss(pred, target).item() == pytest.approx(0.75)
+    # a batch of two: the mean over images of the per-image sums (0.75 and 0 for a perfect prediction)
+    assert e_loss(torch.cat([pred, target]), torch.cat([target, target])).item() == pytest.approx(0.375)
 
 
 class PairD:

@@ -41,7 +41,7 @@ PRESETS = {
     "quick": dict(size=(64, 96), batch=16, steps1=1800, steps2=300, width=16, d_width=16,
                   val_every=300, ckpt_every=150, log_every=50, compile=False),
     "full": dict(size=(288, 432), batch=32, steps1=6000, steps2=1500, width=64, d_width=64,
-                 val_every=1000, ckpt_every=500, log_every=100, compile=True),
+                 val_every=1000, ckpt_every=500, log_every=100, compile=False),
 }
 #: Shared by every preset (§4.2).
 COMMON = dict(lr=2e-4, betas=(0.5, 0.999), lam=Ls.LAMBDA, data="bundled", seed=0, device="auto",

@@ -65,11 +65,13 @@ def to_rgb(lab_norm: torch.Tensor, dim: int = -3) -> torch.Tensor:
 
 
 def _hwc(image) -> np.ndarray:
-    """A ``(3, H, W)`` tensor or an ``(H, W, 3)`` / ``(H, W)`` array -> a numpy array for ``imshow``."""
+    """A ``(3, H, W)`` tensor or an ``(H, W, 3)`` / ``(H, W)`` array (uint8 or float) -> an array for ``imshow``."""
     if torch.is_tensor(image):
         image = image.detach().float().cpu()
         image = (image.permute(1, 2, 0) if image.ndim == 3 else image).numpy()
     image = np.asarray(image)
+    if image.dtype == np.uint8:  # what pnlib.recolor returns
+        image = image / 255.0
     return np.clip(image, 0, 1) if image.ndim == 3 else image  # RGB is clipped; a 2-D map keeps its range
 
 

@@ -1,0 +1,298 @@
+"""pnlib.inference: load_model, load_image, recolor at any size, the `recolor` command (seconds, no shipped file)."""
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data, transform
+
+from pnlib import inference as I
+from pnlib.color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab
+from pnlib.model import PaletteNet
+from pnlib.train import FORMAT, CheckpointMismatch, get_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PALETTE = "#264653,#2a9d8f,#e9c46a,#f4a261,#e76f51,#f1faee"
+# A moderate palette: the photo's own kind of colours, muted (what a user of Fig. 6 would try).
+MODERATE = "#7a6a5a,#a08070,#506070,#c0b0a0,#607050,#303030"
+
+
+def _save_checkpoint(path, model):
+    """The format export_model writes: format, config, step, G, history."""
+    torch.save({"format": FORMAT, "config": get_config("ci"), "step": 0, "G": model.state_dict(),
+                "history": []}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return PaletteNet(8).eval()
+
+
+@pytest.fixture(scope="module")
+def moderate_model():
+    """A fresh model whose last layer is scaled down: it predicts moderate chroma, as trained ones do."""
+    torch.manual_seed(1)
+    G = PaletteNet(8).eval()
+    with torch.no_grad():
+        G.decoder.to_ab.weight.mul_(0.15)
+        G.decoder.to_ab.bias.zero_()
+    return G
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory, model):
+    return _save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt", model)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """chelsea at 64x96, uint8 (H, W, 3): a natural photo, small enough for a quick test."""
+    return (transform.resize(data.chelsea(), (64, 96), anti_aliasing=True) * 255).round().astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------
+# load_model
+
+
+def test_load_model_reads_width_and_weights(ckpt, model):
+    G = I.load_model(ckpt, device="cpu")
+    assert isinstance(G, PaletteNet) and G.width == 8 and not G.training
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(G.state_dict()[k], v)
+
+
+def test_load_model_missing_shipped_says_how_to_make_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(I, "SHIPPED", tmp_path / "nope" / "palettenet.pt")
+    with pytest.raises(FileNotFoundError) as e:
+        I.load_model()
+    msg = str(e.value)
+    assert "shipped checkpoint" in msg and "python -m pnlib train" in msg and "python -m pnlib export" in msg
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        I.load_model(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointMismatch, match="not a readable pnlib checkpoint"):
+        I.load_model(junk)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    with pytest.raises(CheckpointMismatch, match="not a pnlib checkpoint"):
+        I.load_model(other)
+
+
+def test_optimized_model_computes_the_same(model, photo):
+    fast = I.optimize_for_inference(copy.deepcopy(model))
+    assert fast.state_dict().keys() == model.state_dict().keys()
+    x = normalize_lab(rgb_to_lab(I.load_image(photo)[None]))
+    P = I.palette_lab_norm(PALETTE)[None]
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x, P), model(x, P), atol=1e-4, rtol=0)
+    diff = np.abs(I.recolor(photo, PALETTE, model=fast).astype(int) - I.recolor(photo, PALETTE, model=model))
+    assert diff.max() <= 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# load_image
+
+
+def test_load_image_kinds(photo, tmp_path):
+    ref = I.load_image(photo)
+    assert ref.dtype == torch.float32 and ref.shape == (3, 64, 96)
+    torch.testing.assert_close(ref, torch.from_numpy(photo).permute(2, 0, 1).float() / 255)
+    torch.testing.assert_close(I.load_image(photo.astype(np.float32) / 255), ref)
+    torch.testing.assert_close(I.load_image(Image.fromarray(photo)), ref)
+    torch.testing.assert_close(I.load_image(ref), ref)
+    p = tmp_path / "a.png"
+    Image.fromarray(photo).save(p)
+    torch.testing.assert_close(I.load_image(p), ref)
+    torch.testing.assert_close(I.load_image(str(p)), ref)
+
+
+def test_load_image_gray_and_rgba_follow_data_rules(photo):
+    gray = photo[..., 0]
+    g = I.load_image(gray)
+    assert g.shape == (3, 64, 96) and torch.equal(g[0], g[1]) and torch.equal(g[1], g[2])
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 128, np.uint8)])
+    a = I.load_image(rgba)
+    expect = (photo / 255) * (128 / 255) + (1 - 128 / 255)  # composited over white
+    torch.testing.assert_close(a, torch.from_numpy(expect).permute(2, 0, 1).float(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(I.load_image(rgba.astype(np.float32) / 255), a, atol=1e-6, rtol=0)
+    torch.testing.assert_close(I.load_image(Image.fromarray(rgba)), a, atol=1e-6, rtol=0)
+
+
+def test_load_image_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.jpg"):
+        I.load_image(tmp_path / "nothere.jpg")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\x00garbage" * 50)
+    with pytest.raises(ValueError, match="bad.jpg.*unreadable"):
+        I.load_image(bad)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        I.load_image(np.full((4, 4, 3), 200.0))
+    with pytest.raises(ValueError, match="shape"):
+        I.load_image(np.zeros((4, 4, 5), np.uint8))
+
+
+# ---------------------------------------------------------------------------------------------------
+# recolor
+
+
+@pytest.mark.parametrize("size", [(37, 53), (5, 7), (16, 16), (64, 96)])
+def test_recolor_any_size(model, photo, size):
+    img = (transform.resize(photo, size, anti_aliasing=True) * 255).astype(np.uint8)
+    out = I.recolor(img, PALETTE, model=model)
+    assert out.shape == (*size, 3) and out.dtype == np.uint8
+
+
+def test_recolor_inputs_gray_rgba_pil_path(model, photo, tmp_path):
+    out_gray = I.recolor(photo[..., 1], PALETTE, model=model)
+    assert out_gray.shape == (64, 96, 3) and out_gray.dtype == np.uint8
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])  # opaque: the same as RGB
+    ref = I.recolor(photo, PALETTE, model=model)
+    assert np.array_equal(I.recolor(rgba, PALETTE, model=model), ref)
+    assert np.array_equal(I.recolor(Image.fromarray(photo), PALETTE, model=model), ref)
+    p = tmp_path / "p.png"
+    Image.fromarray(photo).save(p)
+    assert np.array_equal(I.recolor(p, PALETTE, model=model), ref)
+    # Any palette parse_palette takes: CSS names, (6, 3) floats.
+    assert I.recolor(photo, "navy teal gold coral ivory black", model=model).shape == (64, 96, 3)
+    assert I.recolor(photo, np.full((6, 3), 0.5), model=model).shape == (64, 96, 3)
+
+
+def test_recolor_bad_palette_names_the_entry(model, photo):
+    with pytest.raises(ValueError, match="entry 2"):
+        I.recolor(photo, "#264653,#12345,#e9c46a,#f4a261,#e76f51,#f1faee", model=model)
+
+
+def _lightness(rgb_u8):
+    return rgb_to_lab(torch.from_numpy(rgb_u8).permute(2, 0, 1).double() / 255)[0]
+
+
+def test_recolor_keeps_L_where_the_colour_is_in_gamut(model, photo):
+    """Î_t = [I^L_s, Îab_t] (§2): wherever [L_s, Îab_t] is displayable, L survives up to 8-bit rounding."""
+    out = I.recolor(photo, PALETTE, model=model)
+    x = normalize_lab(rgb_to_lab(I.load_image(photo)[None].double())).float()
+    with torch.inference_mode():
+        lab = denormalize_lab(model.recolor_any_size(x, I.palette_lab_norm(PALETTE)[None]).double())
+    raw = lab_to_rgb(torch.cat([rgb_to_lab(I.load_image(photo)[None].double())[:, :1], lab[:, 1:]], 1),
+                     clip=False)[0]
+    inside = ((raw >= 0) & (raw <= 1)).all(0)
+    dL = (_lightness(out) - _lightness(photo)).abs()
+    assert inside.float().mean() > 0.2  # the check below covers a real share of the pixels
+    assert float(dL[inside].max()) < 0.5, float(dL[inside].max())  # 8-bit rounding of RGB only
+
+
+def test_recolor_keeps_L_on_a_photo_with_a_moderate_palette(moderate_model, photo):
+    """Over the whole photo, gamut clipping moves L little when the predicted chroma is moderate."""
+    out = I.recolor(photo, MODERATE, model=moderate_model)
+    dL = (_lightness(out) - _lightness(photo)).abs()
+    assert float(dL.mean()) < 1.5, float(dL.mean())
+
+
+@pytest.mark.skipif(not I.SHIPPED.is_file(), reason="no shipped checkpoint (pnlib/checkpoints/palettenet.pt)")
+def test_shipped_model_keeps_L_with_a_moderate_palette(photo):
+    out = I.recolor(photo, MODERATE)
+    assert float((_lightness(out) - _lightness(photo)).abs().mean()) < 1.5
+
+
+def test_palette_of(photo):
+    p = I.palette_of(photo)
+    assert p.shape == (6, 3) and p.min() >= 0 and p.max() <= 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# The command line
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "pnlib", "recolor", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, photo):
+    d = tmp_path_factory.mktemp("cli")
+    Image.fromarray(photo[:37, :53]).save(d / "in.png")
+    Image.fromarray(photo[::-1].copy()).save(d / "other.jpg")
+    (d / "garbage.jpg").write_bytes(b"\x13\x37 this is not a jpeg" * 20)
+    (d / "notackpt.pt").write_text("hello")
+    return d
+
+
+def _one_error_line(r):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    return lines[0]
+
+
+def test_cli_writes_a_png_of_the_same_size(files, ckpt):
+    r = _cli("in.png", "--palette", PALETTE, "-o", "out.png", "--checkpoint", ckpt, cwd=files)
+    assert r.returncode == 0, r.stderr
+    assert "wrote" in r.stdout and "out.png" in r.stdout
+    with Image.open(files / "out.png") as im:
+        assert im.format == "PNG" and im.size == (53, 37) and im.mode == "RGB"
+
+
+def test_cli_palette_from(files, ckpt):
+    r = _cli("in.png", "--palette-from", "other.jpg", "-o", "from.png", "--checkpoint", ckpt, cwd=files)
+    assert r.returncode == 0, r.stderr
+    with Image.open(files / "from.png") as im:
+        assert im.size == (53, 37)
+
+
+def test_cli_errors(files, ckpt):
+    line = _one_error_line(_cli("missing.jpg", "--palette", PALETTE, "-o", "x.png", "--checkpoint", ckpt,
+                                cwd=files))
+    assert "missing.jpg" in line and "not found" in line
+    line = _one_error_line(_cli("garbage.jpg", "--palette", PALETTE, "-o", "x.png", "--checkpoint", ckpt,
+                                cwd=files))
+    assert "garbage.jpg" in line and "unreadable" in line
+    line = _one_error_line(_cli("in.png", "--palette", "#12345,#2a9d8f,#e9c46a,#f4a261,#e76f51,#f1faee",
+                                "-o", "x.png", "--checkpoint", ckpt, cwd=files))
+    assert "entry 1" in line and "#12345" in line
+    line = _one_error_line(_cli("in.png", "--palette", PALETTE, "-o", "x.png", "--checkpoint", "notackpt.pt",
+                                cwd=files))
+    assert "notackpt.pt" in line and "not a readable pnlib checkpoint" in line
+    line = _one_error_line(_cli("in.png", "--palette", PALETTE, "-o", "no/such/dir/x.png", "--checkpoint", ckpt,
+                                cwd=files))
+    assert "cannot write" in line and "does not exist" in line
+    assert not (files / "x.png").exists()
+
+
+def test_cli_missing_shipped_checkpoint(monkeypatch, tmp_path, files, capsys):
+    import argparse
+
+    monkeypatch.setattr(I, "SHIPPED", tmp_path / "palettenet.pt")
+    args = argparse.Namespace(image=str(files / "in.png"), palette=PALETTE, palette_from=None,
+                              output=str(tmp_path / "o.png"), checkpoint=None, device="cpu")
+    assert I.cli_recolor(args) == 2
+    err = capsys.readouterr().err
+    assert "shipped checkpoint" in err and "python -m pnlib train" in err
+
+
+def test_recolor_palettes_equals_recolor(model, photo):
+    """FE once, RD per palette (eq. 2), in batches: the same pixels as one recolor per palette."""
+    img = photo[:37, :53]
+    palettes = [PALETTE, MODERATE, "navy teal gold coral ivory black"]
+    many = I.recolor_palettes(img, palettes, model=model, batch=2)
+    assert many.shape == (3, 37, 53, 3) and many.dtype == np.uint8
+    for k, P in enumerate(palettes):
+        assert np.abs(many[k].astype(int) - I.recolor(img, P, model=model)).max() <= 1
+
+
+def test_bench_recolor_prints_its_line(capsys):
+    """A smoke test of the benchmark (the numbers themselves are printed, never asserted)."""
+    res = I.bench_recolor(sizes=((32, 48),), repeat=1)
+    assert res[0]["size"] == (32, 48) and res[0]["seconds"] > 0
+    assert "recolor 32x48 (2 threads):" in capsys.readouterr().out

@@ -506,8 +506,10 @@ def anticheat_experiment(G: PaletteNet, sampler: PairSampler, steps: int = 150, 
     """Train a fresh D for ``steps`` on a frozen G, with or without the anti-cheat terms of eq. (6).
 
     Every ``eval_every`` steps, on a fresh batch, records how often D calls each pair "real" (share of
-    patches with logit > 0): the real pair (I_o, P_o), the generated (Î_t, P_t), and the cheat test
-    (I_o, P_t): a real photo with a *wrong* palette, which a D that only memorised the photos calls real.
+    patches with logit > 0): the real pair (I_o, P_o), the generated (Î_t, P_t), the anti-cheat pairs
+    (I_o, P_t) and (Î_t, P_o), and the cheat test ``real_Io_Pother``: a real photo with the untouched
+    palette of *another* real photo. Both are genuine; only their pairing is wrong. A D that memorised
+    the real photos and palettes instead of checking that they belong together calls it real.
     """
     torch.manual_seed(seed)
     device = next(G.parameters()).device
@@ -522,7 +524,10 @@ def anticheat_experiment(G: PaletteNet, sampler: PairSampler, steps: int = 150, 
         if step % eval_every == 0:
             with torch.no_grad():
                 terms = Ls.discriminator_terms(D, I_hat, b["P_t"], b["I_o"], b["P_o"], anticheat=True)
-            rows.append({"step": step, **{f"real_{k}": float((v > 0).float().mean()) for k, v in terms.items()}})
+                other = b["o"].roll(1) != b["o"]  # rows whose rolled palette is another photo's
+                cheat = D(b["I_o"], b["P_o"].roll(1, 0))[other]
+            rows.append({"step": step, **{f"real_{k}": float((v > 0).float().mean()) for k, v in terms.items()},
+                         "real_Io_Pother": float((cheat > 0).float().mean()) if other.any() else float("nan")})
         if step == steps:
             break
         loss = Ls.discriminator_loss(D, I_hat, b["P_t"], b["I_o"], b["P_o"], anticheat=anticheat)

@@ -48,10 +48,13 @@ def _check(x: torch.Tensor, dim: int, name: str) -> None:
 
 
 def _matmul(x: torch.Tensor, m: torch.Tensor, dim: int) -> torch.Tensor:
-    """Apply a 3x3 matrix to the channel axis ``dim`` (three weighted sums: faster than a strided matmul)."""
+    """Apply a 3x3 matrix to the channel axis ``dim`` (weighted sums: faster than a strided matmul)."""
     c = x.unbind(dim)
-    rows = m.tolist()
-    return torch.stack([r[0] * c[0] + r[1] * c[1] + r[2] * c[2] for r in rows], dim)
+    rows = []
+    for r in m.tolist():
+        out = c[0] * r[0]
+        rows.append(out.add_(c[1], alpha=r[1]).add_(c[2], alpha=r[2]))
+    return torch.stack(rows, dim)
 
 
 def rgb_to_lab(rgb: torch.Tensor, dim: int = -3) -> torch.Tensor:

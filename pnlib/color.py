@@ -116,7 +116,8 @@ def _hsv_parts_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor, dim: in
     shape = [1] * h.ndim
     shape[dim] = 3
     n = torch.tensor([5.0, 3.0, 1.0], dtype=h.dtype, device=h.device).reshape(shape)
-    k = (h * 6.0 + n).remainder_(6.0)
+    k = h * 6.0 + n
+    k = k.sub_(torch.floor(k * (1 / 6.0)).mul_(6.0))  # k mod 6 (cheaper than remainder; H may exceed 1)
     return v - (v * s) * torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
 
 
@@ -157,7 +158,7 @@ def _shift_hsv(rgb: torch.Tensor, degrees, dim: int) -> torch.Tensor:
     deg = _angles(degrees, h.squeeze(dim) if h.ndim > 1 else h)
     deg = deg.unsqueeze(dim) if deg.ndim else deg
     # S and V are untouched by the rotation: with one source and K angles they broadcast, not copy.
-    return _hsv_parts_to_rgb((h + deg / 360.0).remainder_(1.0), s, v, dim)
+    return _hsv_parts_to_rgb(h + deg / 360.0, s, v, dim)  # the sector arithmetic wraps H
 
 
 def hue_shift(rgb: torch.Tensor, degrees, dim: int = -3) -> torch.Tensor:

@@ -104,6 +104,16 @@ class Run:
     val: dict
     step: int = 0
     history: list = field(default_factory=list)
+    rank: int = 0   # multi-process training (torchrun): this process's rank, and how many there are
+    world: int = 1
+    # What the steps call: the modules themselves, or their DistributedDataParallel wrappers (one per
+    # trained subnet, so the frozen FE of phase 2 is never wrapped and no two wrappers share a weight).
+    enc: object = None
+    dec: object = None
+    disc: object = None
+
+    def __post_init__(self):
+        self.enc, self.dec, self.disc = self.G.encoder, self.G.decoder, self.D
 
     @property
     def total_steps(self) -> int:
@@ -119,20 +129,47 @@ def _adam(params, cfg, device):
     return torch.optim.Adam(params, lr=cfg["lr"], betas=tuple(cfg["betas"]), fused=fused)
 
 
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) under torchrun; starts the process group once. (0, 1, 0) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def build_run(cfg: dict, out: Path) -> Run:
-    """Networks, optimisers, the sampler over the training photos and the fixed validation set."""
+    """Networks, optimisers, the sampler over the training photos and the fixed validation set.
+
+    Under ``torchrun --nproc_per_node=N`` each process (rank) samples its own stream of tuples, FE, RD
+    and D are wrapped in DistributedDataParallel (gradients averaged across ranks), and rank 0 alone
+    validates and writes checkpoints.
+    """
+    rank, world, local = _distributed()
     device = resolve_device(cfg["device"])
-    torch.manual_seed(cfg["seed"])
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg["seed"])  # the same initial weights on every rank
     G = PaletteNet(cfg["width"]).to(device)
     D = Discriminator(cfg["d_width"]).to(device)
     pairs = load_pairs(cfg["data"])
     train_pairs, val_pairs = split_pairs(pairs, seed=cfg["seed"])
     sampler = PairSampler(train_pairs, size=tuple(cfg["size"]), batch_size=cfg["batch"], device=device,
-                          seed=cfg["seed"], scale=tuple(cfg["crop_scale"]), jitter=cfg["jitter"])
+                          seed=cfg["seed"] + 1000 * rank, scale=tuple(cfg["crop_scale"]), jitter=cfg["jitter"])
     val = validation_set(val_pairs, size=tuple(cfg["size"]), device=device)
-    return Run(cfg, Path(out), device, G, D, _adam(G.parameters(), cfg, device),
-               _adam(G.decoder.parameters(), cfg, device), _adam(D.parameters(), cfg, device),
-               sampler, val)
+    run = Run(cfg, Path(out), device, G, D, _adam(G.parameters(), cfg, device),
+              _adam(G.decoder.parameters(), cfg, device), _adam(D.parameters(), cfg, device),
+              sampler, val, rank=rank, world=world)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        run.enc, run.dec, run.disc = (DDP(m, device_ids=ids) for m in (G.encoder, G.decoder, D))
+    return run
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -210,6 +247,8 @@ def restore(run: Run, state: dict) -> None:
         getattr(run, name).load_state_dict(state[name])
     torch.set_rng_state(state["rng"]["torch"])
     run.sampler.load_state_dict(state["rng"]["sampler"])
+    if run.rank:  # the checkpoint holds rank 0's stream; the others draw their own again
+        run.sampler.generator.manual_seed(run.cfg["seed"] + 1000 * run.rank + int(state["step"]))
     run.step, run.history = int(state["step"]), list(state["history"])
 
 
@@ -225,7 +264,7 @@ def _autocast(device: torch.device):
 def phase1_step(run: Run, b: dict) -> dict:
     """§3.1: one Adam step of FE + RD on L_E(G(I_s, P_t), Iab_t), eq. (3)."""
     with _autocast(run.device):
-        ab = run.G(b["I_s"], b["P_t"])
+        ab = run.dec(run.enc(b["I_s"]), b["P_t"], b["I_s"][:, :1])  # G(I_s, P_t), eq. (2)
     loss = Ls.e_loss(ab.float(), b["I_t"][:, 1:])
     run.opt_g.zero_grad(set_to_none=True)
     loss.backward()
@@ -244,11 +283,11 @@ def phase2_step(run: Run, b: dict, with_accuracy: bool = False) -> dict:
     with torch.no_grad(), _autocast(run.device):
         c = G.encoder(b["I_s"])
     with _autocast(run.device):
-        ab = G.forward_features(c, b["P_t"], b["I_s"][:, :1])
+        ab = run.dec(c, b["P_t"], b["I_s"][:, :1])
     I_hat = torch.cat([b["I_s"][:, :1], ab.to(b["I_s"].dtype)], 1)  # Î_t = [I^L_s, Îab_t]
 
     with _autocast(run.device):
-        terms = Ls.discriminator_terms(D, I_hat, b["P_t"], b["I_o"], b["P_o"])
+        terms = Ls.discriminator_terms(run.disc, I_hat, b["P_t"], b["I_o"], b["P_o"])
     loss_d = sum(Ls.bce(logits, Ls.PAIRS[name][2]) for name, logits in terms.items())
     run.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -330,7 +369,7 @@ def train_loop(run: Run, until_phase: int = 2, callback=None, progress: bool = T
     if cfg.get("compile") and run.device.type == "cuda":
         run.G.encoder.compile()
         run.G.decoder.compile()
-    bar = _progress(target, run.step, progress)
+    bar = _progress(target, run.step, progress and run.rank == 0)
     pending, t0 = [], time.perf_counter()
     interval_start = run.step
     while run.step < target:
@@ -350,7 +389,7 @@ def train_loop(run: Run, until_phase: int = 2, callback=None, progress: bool = T
             row = {"step": run.step, "phase": 1 if run.step <= cfg["steps1"] else 2,
                    **_check_finite(pending, interval_start, run), **accuracy}
             pending, interval_start = [], run.step
-            if val_now:
+            if val_now and run.rank == 0:
                 row.update(val_de00=validate(run.G, run.val), identity_de00=identity)
             row["elapsed_s"] = round(time.perf_counter() - t0, 2)
             run.history.append(row)
@@ -358,11 +397,30 @@ def train_loop(run: Run, until_phase: int = 2, callback=None, progress: bool = T
             if callback is not None:
                 callback(row, run)
         if ckpt_now:
-            save_checkpoint(run)
-        if run.step == cfg["steps1"]:
+            check_ranks_in_sync(run)
+            if run.rank == 0:
+                save_checkpoint(run)
+        if run.step == cfg["steps1"] and run.rank == 0:
             save_phase1(run)
     bar.close()
+    if run.world > 1 and run.rank == 0:
+        print(f"DDP: {run.world} ranks, weights identical at step {run.step}")
     return run
+
+
+def check_ranks_in_sync(run: Run) -> None:
+    """Under DDP every rank must hold the same G and D; compare fingerprints of all weights, or stop."""
+    if run.world == 1:
+        return
+    import torch.distributed as dist
+
+    params = list(run.G.parameters()) + list(run.D.parameters())
+    mine = torch.stack([p.detach().double().sum() for p in params] + [p.detach().double().square().sum() for p in params])
+    everyone = [torch.empty_like(mine) for _ in range(run.world)]
+    dist.all_gather(everyone, mine)
+    for r, theirs in enumerate(everyone):
+        if not torch.equal(theirs, everyone[0]):
+            raise RuntimeError(f"DDP: rank {r}'s weights differ from rank 0's at step {run.step}")
 
 
 def train(preset: str = "quick", out=None, until_phase: int = 2, callback=None, progress: bool = True,

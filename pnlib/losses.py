@@ -60,7 +60,11 @@ def discriminator_terms(D, I_hat, P_t, I_o, P_o, anticheat=True):
 
 def discriminator_loss(D, I_hat, P_t, I_o, P_o, anticheat=True):
     """L_D, eq. (7): sum of the four mean BCE terms; anticheat=False keeps eq. (5)'s two."""
-    terms = discriminator_terms(D, I_hat, P_t, I_o, P_o, anticheat)
+    return terms_loss(discriminator_terms(D, I_hat, P_t, I_o, P_o, anticheat))
+
+
+def terms_loss(terms):
+    """L_D from the logit maps of discriminator_terms: each pair's mean BCE against its label, summed."""
     return sum(bce(logits, PAIRS[name][2]) for name, logits in terms.items())
 
 

@@ -288,7 +288,7 @@ def phase2_step(run: Run, b: dict, with_accuracy: bool = False) -> dict:
 
     with _autocast(run.device):
         terms = Ls.discriminator_terms(run.disc, I_hat, b["P_t"], b["I_o"], b["P_o"])
-    loss_d = sum(Ls.bce(logits, Ls.PAIRS[name][2]) for name, logits in terms.items())
+    loss_d = Ls.terms_loss(terms)  # eq. (7); the terms are kept for D's accuracy
     run.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     run.opt_d.step()

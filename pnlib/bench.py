@@ -113,16 +113,14 @@ def bench_train(preset: str | None = None, steps: int = 20, warmup: int = 3, **o
     from pathlib import Path
 
     from .model import _gflops
-    from .train import _autocast, build_run, freeze_encoder, get_config, phase1_step, phase2_step
+    from .train import _autocast, build_run, enable_tf32, freeze_encoder, get_config, phase1_step, phase2_step
 
     device_probe = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     preset = preset or ("full" if device_probe.type == "cuda" else "quick")
     cfg = get_config(preset, **overrides)
     run = build_run(cfg, Path(tempfile.mkdtemp(prefix="pnlib-bench-")))
     dev, B = run.device, cfg["batch"]
-    if dev.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    enable_tf32(dev)
 
     def timed(fn, n):
         for _ in range(warmup):

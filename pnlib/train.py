@@ -256,6 +256,13 @@ def restore(run: Run, state: dict) -> None:
 # One iteration of each phase
 
 
+def enable_tf32(device: torch.device) -> None:
+    """TF32 for the fp32 matmuls and convolutions left outside bf16 autocast (CUDA only)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
 def _autocast(device: torch.device):
     # bf16 for the networks on CUDA (same range as fp32: no loss scaling); the losses cast to fp32.
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -362,9 +369,7 @@ def train_loop(run: Run, until_phase: int = 2, callback=None, progress: bool = T
     """Run phase 1 then phase 2 up to ``until_phase``, validating, logging and checkpointing."""
     cfg = run.cfg
     target = cfg["steps1"] if until_phase == 1 else run.total_steps
-    if run.device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    enable_tf32(run.device)
     identity = identity_delta_e00(run.val)
     if cfg.get("compile") and run.device.type == "cuda":
         run.G.encoder.compile()

@@ -140,15 +140,23 @@ def _pil_to_float(im) -> np.ndarray:
         a = np.asarray(im).astype(np.float32) / 255.0
     else:  # anything else Pillow can convert
         a = np.asarray(im.convert("RGB")).astype(np.float32) / 255.0
+    if a.ndim == 3 and a.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"cannot read {a.shape[-1]} channels (mode {mode})")
+    return to_rgb3(a)
+
+
+def to_rgb3(a: np.ndarray) -> np.ndarray:
+    """Float ``(H, W)`` or ``(H, W, 1-4)`` in [0, 1] -> ``(H, W, 3)``: grey repeated, alpha over white.
+
+    Compositing over white: rgb * alpha + 1 * (1 - alpha) (gray + alpha likewise).
+    """
     if a.ndim == 2:
         a = a[..., None]
-    if a.shape[-1] in (2, 4):  # composite over white: rgb * alpha + 1 * (1 - alpha)
+    if a.shape[-1] in (2, 4):
         alpha = a[..., -1:]
         a = a[..., :-1] * alpha + (1.0 - alpha)
     if a.shape[-1] == 1:
         a = np.repeat(a, 3, axis=-1)
-    if a.shape[-1] != 3:
-        raise ValueError(f"cannot read {a.shape[-1]} channels (mode {mode})")
     return np.ascontiguousarray(a, dtype=np.float32)
 
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab
-from .data import _pil_to_float, read_image
+from .data import _pil_to_float, read_image, to_rgb3
 from .model import PaletteNet, crop_to, pad_to_multiple
 from .palette import extract_palette, format_palette, parse_palette
 from .train import CheckpointMismatch, read_checkpoint, resolve_device
@@ -194,15 +194,7 @@ def _array_image(a: np.ndarray) -> np.ndarray:
     if a.min() < -1e-6 or a.max() > 1 + 1e-6:
         raise ValueError(f"a float image must lie in [0, 1], got values in [{a.min():.3g}, {a.max():.3g}] "
                          "(divide 0-255 data by 255, or pass uint8)")
-    a = np.clip(a, 0.0, 1.0)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.shape[-1] in (2, 4):  # pnlib.data's rule for float data too: rgb * alpha + 1 * (1 - alpha)
-        alpha = a[..., -1:]
-        a = a[..., :-1] * alpha + (1.0 - alpha)
-    if a.shape[-1] == 1:
-        a = np.repeat(a, 3, axis=-1)
-    return a
+    return to_rgb3(np.clip(a, 0.0, 1.0))  # pnlib.data's rule for float data too
 
 
 def _tensor_image(t: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ def _train(a) -> int:
     from .train import train
 
     overrides = dict(steps1=a.steps1, steps2=a.steps2, batch=a.batch, device=a.device, data=a.data,
-                     seed=a.seed)
+                     seed=a.seed, head=a.head, lr=a.lr)
     train(a.preset, out=a.out, until_phase=a.until_phase, progress=not a.no_progress, **overrides)
     return 0
 
@@ -40,7 +40,7 @@ def _summary(a) -> int:
     from .train import get_config
 
     cfg = get_config(a.preset)
-    print(summary(PaletteNet(cfg["width"]), Discriminator(cfg["d_width"]), size=tuple(a.size)))
+    print(summary(PaletteNet(cfg["width"], cfg["head"]), Discriminator(cfg["d_width"]), size=tuple(a.size)))
     return 0
 
 
@@ -77,6 +77,9 @@ def main(argv=None) -> int:
     t.add_argument("--device", help="auto (default), cpu, cuda, mps")
     t.add_argument("--data", help="'bundled' (default) or a folder of photos")
     t.add_argument("--seed", type=int)
+    t.add_argument("--head", choices=["direct", "affine"],
+                   help="RD's output: 'affine' (default, ours) or 'direct' (the paper's tanh)")
+    t.add_argument("--lr", type=float, help="override the preset's Adam learning rate")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=_train)
 

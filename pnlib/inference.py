@@ -32,9 +32,9 @@ from torch import nn
 
 from .color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab
 from .data import _pil_to_float, read_image, to_rgb3
-from .model import PaletteNet, crop_to, pad_to_multiple
+from .model import HEADS, PaletteNet, crop_to, pad_to_multiple
 from .palette import extract_palette, format_palette, parse_palette
-from .train import CheckpointMismatch, read_checkpoint, resolve_device
+from .train import LEGACY, CheckpointMismatch, read_checkpoint, resolve_device
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The checkpoint that ships with the repository (written by ``python -m pnlib export``).
@@ -71,13 +71,16 @@ def load_model(path=None, device="auto") -> PaletteNet:
     cfg = state.get("config")
     if not isinstance(cfg, dict) or "width" not in cfg or not isinstance(state.get("G"), dict):
         raise CheckpointMismatch(f"{path} is not a pnlib model checkpoint (no config width / G weights)")
-    G = PaletteNet(int(cfg["width"]))
+    head = cfg.get("head", LEGACY["head"])  # checkpoints from before the affine head have the paper's
+    if head not in HEADS:
+        raise CheckpointMismatch(f"{path}: unknown head {head!r} (this pnlib knows {', '.join(HEADS)})")
+    G = PaletteNet(int(cfg["width"]), head)
     # torch.compile'd modules save their weights under "_orig_mod."; a plain model does not.
     weights = {k.replace("_orig_mod.", ""): v for k, v in state["G"].items()}
     try:
         G.load_state_dict(weights)
     except RuntimeError as e:
-        raise CheckpointMismatch(f"{path}: the weights do not fit PaletteNet({cfg['width']}): {e}") from None
+        raise CheckpointMismatch(f"{path}: the weights do not fit PaletteNet({cfg['width']}, {head!r}): {e}") from None
     return optimize_for_inference(G.to(resolve_device(device)).eval())
 
 
@@ -283,7 +286,7 @@ def recolor_palettes(image, palettes, model: PaletteNet | None = None, device="a
             P_t = normalize_lab(rgb_to_lab(torch.stack(Ps[i:i + batch]).to(dev), dim=-1), dim=-1)
             n = len(P_t)
             ab_norm = model.forward_features([ci.expand(n, -1, -1, -1) for ci in c], P_t,
-                                             I_s[:, :1].expand(n, -1, -1, -1))
+                                             I_s.expand(n, -1, -1, -1))
             outs.append(compose_result(lab[:, :1].expand(n, -1, -1, -1), crop_to(ab_norm, size)))
     return np.concatenate(outs)
 

@@ -127,15 +127,15 @@ class PaletteControl(widgets.VBox):
         with torch.inference_mode():
             I_s, _ = pad_to_multiple(normalize_lab(rgb_to_lab(small.to(dev))))
             self._c = self.model.encoder(I_s)
-            self._L_preview = I_s[:, :1]
+            self._I_preview = I_s
             self._L_full = rgb_to_lab(self.rgb[None].to(dev))[:, :1]  # raw L of the full-size photo
         self.size, self.preview_size = (H, W), (h, w)
 
     def _render(self, P_t: torch.Tensor) -> bytes:
-        """RD(c, P_t, L_s) at the preview size -> Îab_t upsampled onto the full L -> PNG bytes."""
+        """RD(c, P_t, I_s) at the preview size -> Îab_t upsampled onto the full L -> PNG bytes."""
         dev = self._L_full.device
         with torch.inference_mode():
-            ab = self.model.forward_features(self._c, P_t[None].to(dev), self._L_preview)
+            ab = self.model.forward_features(self._c, P_t[None].to(dev), self._I_preview)
             ab = crop_to(ab, self.preview_size)
             if self.preview_size != self.size:
                 ab = F.interpolate(ab, size=self.size, mode="bilinear", align_corners=False)

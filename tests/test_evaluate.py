@@ -108,7 +108,7 @@ def test_cli_missing_checkpoint_exits_2(tmp_path, capsys):
 
 def test_cli_missing_data_folder_exits_2(tmp_path, model, capsys):
     ck = tmp_path / "m.pt"
-    torch.save({"format": FORMAT, "config": get_config("ci"), "step": 0, "G": model.state_dict(), "history": []}, ck)
+    torch.save({"format": FORMAT, "config": get_config("ci", head=model.head), "step": 0, "G": model.state_dict(), "history": []}, ck)
     assert main(["eval", "--checkpoint", str(ck), "--data", str(tmp_path / "photos")]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path / "photos") in err and len(err.strip().splitlines()) == 1
@@ -116,7 +116,7 @@ def test_cli_missing_data_folder_exits_2(tmp_path, model, capsys):
 
 def test_cli_eval_prints_the_table_and_writes_json(tmp_path, model, capsys):
     ck = tmp_path / "m.pt"
-    torch.save({"format": FORMAT, "config": get_config("ci"), "step": 50, "G": model.state_dict(), "history": []}, ck)
+    torch.save({"format": FORMAT, "config": get_config("ci", head=model.head), "step": 50, "G": model.state_dict(), "history": []}, ck)
     out = tmp_path / "res" / "e.json"
     assert main(["eval", "--checkpoint", str(ck), "--size", *map(str, SIZE), "--out", str(out)]) == 0
     printed = capsys.readouterr().out

@@ -23,8 +23,8 @@ MODERATE = "#7a6a5a,#a08070,#506070,#c0b0a0,#607050,#303030"
 
 def _save_checkpoint(path, model):
     """The format export_model writes: format, config, step, G, history."""
-    torch.save({"format": FORMAT, "config": get_config("ci"), "step": 0, "G": model.state_dict(),
-                "history": []}, path)
+    torch.save({"format": FORMAT, "config": get_config("ci", head=model.head), "step": 0,
+                "G": model.state_dict(), "history": []}, path)
     return path
 
 
@@ -65,6 +65,26 @@ def test_load_model_reads_width_and_weights(ckpt, model):
     assert isinstance(G, PaletteNet) and G.width == 8 and not G.training
     for k, v in model.state_dict().items():
         torch.testing.assert_close(G.state_dict()[k], v)
+
+
+def test_load_model_without_head_key_is_the_papers(tmp_path, model):
+    """Checkpoints written before the head setting existed hold the paper's direct head."""
+    cfg = get_config("ci")
+    del cfg["head"]
+    path = tmp_path / "old.pt"
+    torch.save({"format": FORMAT, "config": cfg, "step": 0, "G": model.state_dict(), "history": []}, path)
+    assert I.load_model(path, device="cpu").head == "direct"
+
+
+def test_load_model_affine_and_head_mismatch(tmp_path):
+    torch.manual_seed(2)
+    aff = PaletteNet(8, "affine").eval()
+    G = I.load_model(_save_checkpoint(tmp_path / "aff.pt", aff), device="cpu")
+    assert G.head == "affine"
+    torch.save({"format": FORMAT, "config": get_config("ci", head="direct"), "step": 0,
+                "G": aff.state_dict(), "history": []}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointMismatch, match="do not fit PaletteNet"):
+        I.load_model(tmp_path / "bad.pt", device="cpu")
 
 
 def test_load_model_missing_shipped_says_how_to_make_it(monkeypatch, tmp_path):

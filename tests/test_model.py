@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from pnlib.losses import adversarial_loss, e_loss, generator_loss
-from pnlib.model import (Discriminator, PaletteNet, count_parameters, crop_to, pad_to_multiple,
-                         summary, tile_palette)
+from pnlib.model import (HEADS, Discriminator, PaletteNet, apply_affine, count_parameters, crop_to,
+                         pad_to_multiple, summary, tile_palette)
 
 torch.manual_seed(0)
 
@@ -15,9 +15,10 @@ def inputs(n, h, w):
     return torch.rand(n, 3, h, w) * 2 - 1, torch.rand(n, 6, 3) * 2 - 1
 
 
+@pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("n,h,w,width", [(2, 32, 48, 16), (1, 288, 432, 8), (1, 432, 288, 8)])
-def test_shapes(n, h, w, width):
-    G, D = PaletteNet(width), Discriminator(width)
+def test_shapes(n, h, w, width, head):
+    G, D = PaletteNet(width, head), Discriminator(width)
     I_s, P_t = inputs(n, h, w)
     with torch.no_grad():
         c = G.encoder(I_s)
@@ -27,7 +28,8 @@ def test_shapes(n, h, w, width):
     for ci, ch, k in zip(c, (8, 4, 2, 1), (16, 8, 4, 2)):
         assert ci.shape == (n, ch * width, h // k, w // k)
     assert ab.shape == (n, 2, h, w)
-    assert ab.abs().max() < 1  # tanh
+    if head == "direct":
+        assert ab.abs().max() < 1  # tanh
     assert logits.shape == (n, 1, h // 16, w // 16)  # §4.2: H/16 × W/16 heat map
 
 
@@ -103,6 +105,40 @@ def test_phase1_e_loss_reaches_every_parameter():
     e_loss(G(I_s, P_t), torch.rand(2, 2, 32, 48) * 2 - 1).backward()
     for name, p in G.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_affine_head_starts_as_the_identity():
+    """A = 1, β = 0 at initialisation: before training, G returns the source's own chroma, exactly."""
+    G = PaletteNet(8, "affine")
+    I_s, P_t = inputs(2, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(G(I_s, P_t), I_s[:, 1:])
+
+
+def test_apply_affine_is_a_matrix_per_pixel():
+    t, ab = torch.randn(2, 6, 5, 7), torch.randn(2, 2, 5, 7)
+    A = t[:, :4].permute(0, 2, 3, 1).reshape(2, 5, 7, 2, 2)
+    want = torch.einsum("nhwij,njhw->nihw", A, ab) + t[:, 4:]
+    torch.testing.assert_close(apply_affine(t, ab), want)
+
+
+def test_affine_e_loss_reaches_every_parameter_after_one_step():
+    # the zero-initialised last conv passes no gradient back at step 0; after one step all of G learns
+    G = PaletteNet(8, "affine")
+    opt = torch.optim.Adam(G.parameters(), lr=1e-3)
+    I_s, P_t = inputs(2, 32, 48)
+    target = torch.rand(2, 2, 32, 48) * 2 - 1
+    for _ in range(2):
+        opt.zero_grad()
+        e_loss(G(I_s, P_t), target).backward()
+        opt.step()
+    for name, p in G.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_unknown_head_is_refused():
+    with pytest.raises(ValueError, match="unknown head 'tanh'"):
+        PaletteNet(8, "tanh")
 
 
 def test_phase2_frozen_fe_unchanged_rd_trained():

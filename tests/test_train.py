@@ -77,6 +77,14 @@ def test_wrong_checkpoint_is_refused_with_what_differs(ci_run):
         T.read_checkpoint(bad / "checkpoint.pt")
 
 
+def test_head_differences_name_the_heads():
+    """A checkpoint from before the head setting counts as the paper's direct head, and says so."""
+    old = {k: v for k, v in T.get_config("ci").items() if k != "head"}
+    assert T.config_differences(old, T.get_config("ci", head="direct")) == []
+    assert T.config_differences(old, T.get_config("ci")) == [
+        "head: checkpoint has 'direct', this run wants 'affine'"]
+
+
 def test_same_seed_same_history(tmp_path):
     _, a = T.train("ci", out=tmp_path / "a", progress=False, steps2=0)
     _, b = T.train("ci", out=tmp_path / "b", progress=False, steps2=0)

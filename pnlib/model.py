@@ -142,13 +142,21 @@ class RecoloringDecoder(nn.Module):
 
     def forward(self, c, P_t, I_s):
         """``I_s``: the normalised LAB source (N, 3, H, W); the direct head reads only its L."""
+        out = self.head_output(c, P_t, I_s)
+        return torch.tanh(out) if self.head == "direct" else apply_affine(out, I_s[:, 1:])
+
+    def head_output(self, c, P_t, I_s):
+        """The last conv's output: 2 channels before tanh (direct), or A and β, 6 channels (affine).
+
+        An affine transform varies slowly over the image, so it can be computed small, upsampled and
+        applied to the full-size source chroma (the palette sliders do this; see pnlib.widgets).
+        """
         c1, c2, c3, c4 = c
         d1 = self.up1(torch.cat([tile_palette(P_t, c1), c1], 1))
         d2 = self.up2(torch.cat([c2, d1], 1))
         d3 = self.up3(torch.cat([tile_palette(P_t, c3), c3, d2], 1))
         d4 = self.up4(torch.cat([tile_palette(P_t, c4), c4, d3], 1))
-        out = self.to_ab(torch.cat([I_s[:, :1], d4], 1))
-        return torch.tanh(out) if self.head == "direct" else apply_affine(out, I_s[:, 1:])
+        return self.to_ab(torch.cat([I_s[:, :1], d4], 1))
 
 
 def apply_affine(t, ab):

@@ -11,7 +11,9 @@ Speed comes from eq. (2), G(I_s, P_t) = RD(FE(I_s), P_t): FE sees only the photo
 c = FE(I_s) are computed once per image; each change of P_t reruns only RD, at a preview resolution
 (long side ``preview``). The predicted Îab_t is then upsampled (bilinear) onto the full-resolution
 luminance I^L_s of the source, so the result keeps every detail of the photo: chroma varies slowly,
-luminance carries the edges (the same reason JPEG subsamples chroma).
+luminance carries the edges (the same reason JPEG subsamples chroma). With the affine head (our presets,
+see pnlib.model.RecoloringDecoder) it is the per-pixel transform A, β that is upsampled, and it is
+applied to the full-resolution chroma of the source: the chroma keeps its detail too.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import torch.nn.functional as F
 from .color import hue_shift, lab_to_rgb, normalize_lab, rgb_to_lab
 from .data import cached_palette
 from .inference import bench_model, bench_photo, busy_note, cached_model, compose_result, load_image
-from .model import crop_to, pad_to_multiple
+from .model import apply_affine, crop_to, pad_to_multiple
 from .palette import format_palette, parse_palette
 
 #: LCh slider ranges: L in [0, 100]; C up to the most saturated sRGB colour (blue, C ≈ 133.8); h in degrees.
@@ -128,17 +130,27 @@ class PaletteControl(widgets.VBox):
             I_s, _ = pad_to_multiple(normalize_lab(rgb_to_lab(small.to(dev))))
             self._c = self.model.encoder(I_s)
             self._I_preview = I_s
-            self._L_full = rgb_to_lab(self.rgb[None].to(dev))[:, :1]  # raw L of the full-size photo
+            lab_full = rgb_to_lab(self.rgb[None].to(dev))
+            self._L_full = lab_full[:, :1]                          # raw L of the full-size photo
+            self._ab_full = normalize_lab(lab_full)[:, 1:]          # its chroma, normalised (affine head)
         self.size, self.preview_size = (H, W), (h, w)
 
     def _render(self, P_t: torch.Tensor) -> bytes:
-        """RD(c, P_t, I_s) at the preview size -> Îab_t upsampled onto the full L -> PNG bytes."""
+        """RD(c, P_t, I_s) at the preview size -> Îab_t upsampled onto the full L -> PNG bytes.
+
+        Affine head: A, β at the preview size, upsampled, applied to the full-size source chroma.
+        """
         dev = self._L_full.device
+        affine = getattr(self.model, "head", "direct") == "affine"
         with torch.inference_mode():
-            ab = self.model.forward_features(self._c, P_t[None].to(dev), self._I_preview)
-            ab = crop_to(ab, self.preview_size)
+            if affine:
+                out = self.model.decoder.head_output(self._c, P_t[None].to(dev), self._I_preview)
+            else:
+                out = self.model.forward_features(self._c, P_t[None].to(dev), self._I_preview)
+            out = crop_to(out, self.preview_size)
             if self.preview_size != self.size:
-                ab = F.interpolate(ab, size=self.size, mode="bilinear", align_corners=False)
+                out = F.interpolate(out, size=self.size, mode="bilinear", align_corners=False)
+            ab = apply_affine(out, self._ab_full) if affine else out
             return png_bytes(compose_result(self._L_full, ab)[0])
 
     # -- the palette ------------------------------------------------------------------------------------
@@ -302,7 +314,8 @@ class PaletteControl(widgets.VBox):
         self.result.value = png
         self.last_update_ms = 1000 * (time.perf_counter() - t0)
         (h, w), (H, W) = self.preview_size, self.size
-        self.status.value = (f"<span style='color:#666;font-size:90%'>RD at {w}×{h}, Îab upsampled to "
+        what = "A, β upsampled to" if getattr(self.model, "head", "direct") == "affine" else "Îab upsampled to"
+        self.status.value = (f"<span style='color:#666;font-size:90%'>RD at {w}×{h}, {what} "
                              f"{W}×{H}: {self.last_update_ms:.0f} ms</span>")
         self.error = ""
         self.error_area.value = ""

@@ -154,3 +154,17 @@ def test_bench_widget_prints_its_line(capsys):
 
     res = bench_widget(preview=64, repeat=1)
     assert res["ms"] > 0 and "widget update at preview 64 (2 threads):" in capsys.readouterr().out
+
+
+def test_affine_head_applies_the_transform_at_full_resolution(photo):
+    """Affine head: A, β are upsampled and applied to the full-size chroma. An untrained one is the
+    identity, so the widget must give back the photo itself, sharp, although RD ran at 21×32."""
+    from PIL import Image
+    import io
+
+    torch.manual_seed(0)
+    w = PaletteControl(image=photo, model=PaletteNet(8, "affine").eval(), preview=32)
+    assert w.preview_size == (21, 32) and "A, β upsampled" in w.status.value
+    with Image.open(io.BytesIO(w.result_png)) as im:
+        out = np.asarray(im.convert("RGB")).astype(int)
+    assert np.abs(out - photo.astype(int)).max() <= 2

@@ -59,7 +59,7 @@ from .inference import SHIPPED, load_model
 from .metrics import display_lab, luminance_error, palette_adherence, per_image_delta_e00
 from .model import PaletteNet
 from .palette import format_palette
-from .train import REPO_ROOT, read_checkpoint
+from .train import LEGACY, REPO_ROOT, read_checkpoint
 
 __all__ = ["DEFAULT_SIZE", "METHODS_A", "METHODS_B", "evaluate", "random_palettes", "match_palette",
            "to_markdown", "save_json", "comparison_figure", "default_checkpoint", "cli_eval"]
@@ -318,7 +318,7 @@ def _evaluate(model, data, size, n_random, seed, n_photo, split_seed, checkpoint
     t_b = time.perf_counter() - t0
     return {
         "checkpoint": checkpoint,
-        "model": {"width": getattr(model, "width", None)},
+        "model": {"width": getattr(model, "width", None), "head": getattr(model, "head", None)},
         "data": {"source": str(data), "held_out": [p.name for p in val_pairs],
                  "train": [p.name for p in train_pairs]},
         "device": str(next(model.parameters()).device),
@@ -471,7 +471,8 @@ def cli_eval(args) -> int:
         total = (cfg.get("steps1") or 0) + (cfg.get("steps2") or 0)
         done = "" if step is None or not total else \
             f", step {step} of {total}" + ("" if step >= total else ": training NOT finished")
-        print(f"checkpoint: {ckpt} (preset {cfg.get('preset')!r}, width {cfg.get('width')}{done})")
+        print(f"checkpoint: {ckpt} (preset {cfg.get('preset')!r}, width {cfg.get('width')}, "
+              f"head {cfg.get('head', LEGACY['head'])}{done})")
         model = load_model(ckpt, device=getattr(args, "device", None) or "auto")
         size = tuple(args.size) if args.size else DEFAULT_SIZE
         results = evaluate(model, data=data, size=size, split_seed=int(cfg.get("seed", 0) or 0),

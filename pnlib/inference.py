@@ -244,15 +244,14 @@ def recolor(image, palette, model: PaletteNet | None = None, device="auto") -> n
     ``lab_to_rgb([I^L_s, Îab_t])``: the source's L with the predicted chroma (§2), clipped to sRGB.
     """
     rgb = load_image(image)
-    P = parse_palette(palette)
+    P_t = palette_lab_norm(palette)[None]
     if model is None:
         model = cached_model(None, device)
     dev = next(model.parameters()).device
     with torch.inference_mode():
         lab = rgb_to_lab(rgb.to(dev)[None])               # I_s in raw LAB, (1, 3, H, W)
-        P_t = normalize_lab(rgb_to_lab(P.to(dev), dim=-1), dim=-1)[None]
         I_s = normalize_lab(lab).contiguous(memory_format=_memory_format(model))
-        out = model.recolor_any_size(I_s, P_t)            # [I^L_s, Îab_t], normalised
+        out = model.recolor_any_size(I_s, P_t.to(dev))    # [I^L_s, Îab_t], normalised
         return compose_result(lab[:, :1], out[:, 1:])[0]
 
 
@@ -271,7 +270,7 @@ def recolor_palettes(image, palettes, model: PaletteNet | None = None, device="a
     computed once, then RD runs on ``batch`` palettes at a time (the §4.4 experiment, Fig. 6 / 7 grids).
     """
     rgb = load_image(image)
-    Ps = [parse_palette(p) for p in palettes]
+    Ps = [palette_lab_norm(p) for p in palettes]          # P_t of each, normalised LAB
     if not Ps:
         raise ValueError("recolor_palettes needs at least one palette")
     if model is None:
@@ -283,7 +282,7 @@ def recolor_palettes(image, palettes, model: PaletteNet | None = None, device="a
         I_s, size = pad_to_multiple(normalize_lab(lab).contiguous(memory_format=_memory_format(model)))
         c = model.encoder(I_s)                              # FE(I_s): once
         for i in range(0, len(Ps), batch):
-            P_t = normalize_lab(rgb_to_lab(torch.stack(Ps[i:i + batch]).to(dev), dim=-1), dim=-1)
+            P_t = torch.stack(Ps[i:i + batch]).to(dev)
             n = len(P_t)
             ab_norm = model.forward_features([ci.expand(n, -1, -1, -1) for ci in c], P_t,
                                              I_s.expand(n, -1, -1, -1))

@@ -132,7 +132,8 @@ class PaletteControl(widgets.VBox):
             self._I_preview = I_s
             lab_full = rgb_to_lab(self.rgb[None].to(dev))
             self._L_full = lab_full[:, :1]                          # raw L of the full-size photo
-            self._ab_full = normalize_lab(lab_full)[:, 1:]          # its chroma, normalised (affine head)
+            self._affine = getattr(self.model, "head", "direct") == "affine"
+            self._ab_full = normalize_lab(lab_full)[:, 1:] if self._affine else None  # its chroma
         self.size, self.preview_size = (H, W), (h, w)
 
     def _render(self, P_t: torch.Tensor) -> bytes:
@@ -141,16 +142,15 @@ class PaletteControl(widgets.VBox):
         Affine head: A, β at the preview size, upsampled, applied to the full-size source chroma.
         """
         dev = self._L_full.device
-        affine = getattr(self.model, "head", "direct") == "affine"
         with torch.inference_mode():
-            if affine:
+            if self._affine:
                 out = self.model.decoder.head_output(self._c, P_t[None].to(dev), self._I_preview)
             else:
                 out = self.model.forward_features(self._c, P_t[None].to(dev), self._I_preview)
             out = crop_to(out, self.preview_size)
             if self.preview_size != self.size:
                 out = F.interpolate(out, size=self.size, mode="bilinear", align_corners=False)
-            ab = apply_affine(out, self._ab_full) if affine else out
+            ab = apply_affine(out, self._ab_full) if self._affine else out
             return png_bytes(compose_result(self._L_full, ab)[0])
 
     # -- the palette ------------------------------------------------------------------------------------
@@ -314,7 +314,7 @@ class PaletteControl(widgets.VBox):
         self.result.value = png
         self.last_update_ms = 1000 * (time.perf_counter() - t0)
         (h, w), (H, W) = self.preview_size, self.size
-        what = "A, β upsampled to" if getattr(self.model, "head", "direct") == "affine" else "Îab upsampled to"
+        what = "A, β upsampled to" if self._affine else "Îab upsampled to"
         self.status.value = (f"<span style='color:#666;font-size:90%'>RD at {w}×{h}, {what} "
                              f"{W}×{H}: {self.last_update_ms:.0f} ms</span>")
         self.error = ""

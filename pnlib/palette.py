@@ -128,24 +128,46 @@ def extract_palette(rgb: torch.Tensor, k: int = N_COLORS, seed: int = 0, max_pix
     if not torch.is_tensor(rgb) or rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"extract_palette wants a (3, H, W) RGB tensor, got {getattr(rgb, 'shape', type(rgb))}")
     gen = torch.Generator().manual_seed(seed)
-    lab = rgb_to_lab(rgb.detach().cpu().double(), dim=0).reshape(3, -1).T
-    if len(lab) > max_pixels:
-        lab = lab[torch.randperm(len(lab), generator=gen)[:max_pixels]]
+    px = rgb.detach().cpu().reshape(3, -1)
+    if px.shape[1] > max_pixels:  # subsample first: only the clustered pixels are converted to LAB
+        px = px[:, torch.randperm(px.shape[1], generator=gen)[:max_pixels]]
+    lab = rgb_to_lab(px.double(), dim=0).T
     centres = _kmeans_pp(lab, k, gen)
+    sq = lab.square().sum(1, keepdim=True)
+    nearest = lambda c: (sq - 2 * lab @ c.T + c.square().sum(1)).argmin(1)  # noqa: E731 - squared distances
     for _ in range(iters):
-        assign = torch.cdist(lab, centres).argmin(1)
-        new = centres.clone()
-        for j in range(k):
-            members = lab[assign == j]
-            if len(members):
-                new[j] = members.mean(0)
+        assign = nearest(centres)
+        counts = torch.bincount(assign, minlength=k)
+        sums = torch.zeros_like(centres).index_add_(0, assign, lab)
+        new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centres)  # empty: keep
         if torch.allclose(new, centres, atol=1e-6):
             break
         centres = new
-    assign = torch.cdist(lab, centres).argmin(1)
+    assign = nearest(centres)
     counts = torch.bincount(assign, minlength=k)
     order = sorted(range(k), key=lambda j: (-int(counts[j]), -float(centres[j, 0])))
     return lab_to_rgb(centres[order], dim=-1, clip=True).float()
+
+
+def match_palette(source, target) -> torch.Tensor:
+    """Reorder ``target`` (k, 3) RGB so that colour i replaces colour i of ``source`` (k, 3) RGB.
+
+    The one-to-one assignment of target to source colours with the least total ΔE00 (CIEDE2000 in LAB,
+    ``scipy.optimize.linear_sum_assignment``): Chang et al.'s transfer needs this correspondence, a user
+    sets it by hand; here each source colour goes to its nearest available target colour. The palette
+    head of PaletteNet reads it the same way (``pnlib.recolor(..., match=True)``).
+    """
+    from scipy.optimize import linear_sum_assignment
+    from skimage.color import deltaE_ciede2000
+
+    src = rgb_to_lab(torch.as_tensor(source).detach().cpu().double(), dim=-1).numpy()
+    tgt_rgb = torch.as_tensor(target).detach().cpu()
+    tgt = rgb_to_lab(tgt_rgb.double(), dim=-1).numpy()
+    cost = deltaE_ciede2000(src[:, None, :], tgt[None, :, :], channel_axis=-1)
+    rows, cols = linear_sum_assignment(cost)
+    out = torch.empty_like(tgt_rgb)
+    out[torch.as_tensor(rows)] = tgt_rgb[torch.as_tensor(cols)]
+    return out
 
 
 def palette_swatch(palette, height: int = 40, width: int = 40) -> np.ndarray:

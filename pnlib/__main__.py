@@ -57,6 +57,8 @@ def _bench(a) -> int:
 
 
 def main(argv=None) -> int:
+    from .model import HEADS
+
     p = argparse.ArgumentParser(prog="python -m pnlib", description="PaletteNet teaching repository")
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -75,10 +77,11 @@ def main(argv=None) -> int:
     t.add_argument("--steps2", type=int, help="override the preset's phase-2 steps")
     t.add_argument("--batch", type=int, help="override the preset's batch size")
     t.add_argument("--device", help="auto (default), cpu, cuda, mps")
-    t.add_argument("--data", help="'bundled' (default) or a folder of photos")
+    t.add_argument("--data", help="'bundled' (default), a folder of photos, or several joined by commas "
+                                  "(bundled,DIR,DIR)")
     t.add_argument("--seed", type=int)
-    t.add_argument("--head", choices=["direct", "affine"],
-                   help="RD's output: 'affine' (default, ours) or 'direct' (the paper's tanh)")
+    t.add_argument("--head", choices=list(HEADS),
+                   help="RD's output: 'palette' (palette correspondence, ours), 'affine' (ours) or 'direct' (the paper's tanh)")
     t.add_argument("--lr", type=float, help="override the preset's Adam learning rate")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=_train)
@@ -106,7 +109,8 @@ def main(argv=None) -> int:
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint against Chang et al. 2015 (protocols A and B)")
     ev.add_argument("--checkpoint", help="model checkpoint (default: runs/quick/checkpoint.pt, else the shipped one)")
-    ev.add_argument("--data", default="bundled", help="'bundled' (default) or a folder of photos")
+    ev.add_argument("--data", default="bundled", help="'bundled' (default), a folder of photos, or several "
+                                                       "joined by commas (bundled,DIR,DIR)")
     ev.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="evaluation size (default 288 432, the paper's)")
     ev.add_argument("--out", help="JSON file for the numbers (default runs/eval/<checkpoint>.json)")
     ev.set_defaults(fn=_eval)

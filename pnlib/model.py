@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .color import LAB_RANGES
+
 MULTIPLE = 16  # four stride-2 stages: H and W must divide by 2**4
 
 
@@ -104,7 +106,9 @@ class FeatureEncoder(nn.Module):
         return c1, c2, c3, c4
 
 
-HEADS = ("direct", "affine")
+HEADS = ("direct", "affine", "palette")
+#: Heads whose RD also reads the source's own palette P_s (``recolor`` extracts it from the photo).
+SOURCE_PALETTE_HEADS = ("palette",)
 
 
 class RecoloringDecoder(nn.Module):
@@ -122,41 +126,148 @@ class RecoloringDecoder(nn.Module):
       held-out photos), so the network only has to find the transform, not repaint every pixel. It
       starts as the identity (A = 1, β = 0). Measured: 9.8 against 11.0 held-out ΔE00 after 900 quick
       steps at lr 1e-3, and the gap between training and held-out photos shrinks (benchmarks/RESULTS.md).
+    * ``"palette"`` (ours, not the paper's): RD also reads the source's own palette P_s and predicts, at
+      every pixel, soft weights w_k(x) over the six palette entries; entry k moves the ab plane by the
+      similarity transform T_k that sends P_s,k to P_t,k, and Îab_t = Σ_k w_k(x) T_k(I^ab_s(x)) (see
+      :class:`PaletteTransfer`). The weights start as a colour-distance prior; the last conv learns
+      corrections to them from context. With P_t = P_s every T_k is the identity: the photo comes back.
     """
 
     def __init__(self, width=16, head="direct"):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
-        w, p = width, 18
+        # The palette head tiles [P_t, P_s] (36 channels) where the paper tiles P_t (18).
+        w, p = width, 36 if head in SOURCE_PALETTE_HEADS else 18
         self.head = head
         self.up1 = ConvNormAct(p + 8 * w, 4 * w, 4, 2, 1, transpose=True)
         self.up2 = ConvNormAct(4 * w + 4 * w, 2 * w, 4, 2, 1, transpose=True)
         self.up3 = ConvNormAct(p + 2 * w + 2 * w, w, 4, 2, 1, transpose=True)
         self.up4 = ConvNormAct(p + w + w, w, 4, 2, 1, transpose=True)
+        if head == "palette":  # [I_s, prior logits, d4] -> corrections to the six weight logits
+            self.transfer = PaletteTransfer()
+            self.to_ab = nn.Conv2d(3 + 6 + w, 6, 3, padding=1, bias=True)
+            nn.init.zeros_(self.to_ab.weight)  # start at the prior
+            nn.init.zeros_(self.to_ab.bias)
+            return
         self.to_ab = nn.Conv2d(1 + w, 2 if head == "direct" else 6, 3, padding=1, bias=True)
         if head == "affine":  # start as the identity transform: Îab_t = I^ab_s
             nn.init.zeros_(self.to_ab.weight)
             with torch.no_grad():
                 self.to_ab.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]))
 
-    def forward(self, c, P_t, I_s):
-        """``I_s``: the normalised LAB source (N, 3, H, W); the direct head reads only its L."""
-        out = self.head_output(c, P_t, I_s)
+    def forward(self, c, P_t, I_s, P_s=None):
+        """``I_s``: the normalised LAB source (N, 3, H, W); the direct head reads only its L.
+        ``P_s``: the source's palette (N, 6, 3), normalised LAB; read by the palette head only."""
+        out = self.head_output(c, P_t, I_s, P_s)
         return torch.tanh(out) if self.head == "direct" else apply_affine(out, I_s[:, 1:])
 
-    def head_output(self, c, P_t, I_s):
-        """The last conv's output: 2 channels before tanh (direct), or A and β, 6 channels (affine).
+    def head_output(self, c, P_t, I_s, P_s=None):
+        """The last layer's output: 2 channels before tanh (direct), or A and β, 6 channels (affine, palette).
 
         An affine transform varies slowly over the image, so it can be computed small, upsampled and
         applied to the full-size source chroma (the palette sliders do this; see pnlib.widgets).
         """
         c1, c2, c3, c4 = c
-        d1 = self.up1(torch.cat([tile_palette(P_t, c1), c1], 1))
+        P = P_t
+        if self.head in SOURCE_PALETTE_HEADS:
+            if P_s is None:
+                raise ValueError(f"RD with head {self.head!r} needs the source palette P_s "
+                                 "(pnlib.recolor extracts it from the photo)")
+            P = torch.cat([P_t, P_s], 1)                                   # (N, 12, 3)
+        d1 = self.up1(torch.cat([tile_palette(P, c1), c1], 1))
         d2 = self.up2(torch.cat([c2, d1], 1))
-        d3 = self.up3(torch.cat([tile_palette(P_t, c3), c3, d2], 1))
-        d4 = self.up4(torch.cat([tile_palette(P_t, c4), c4, d3], 1))
-        return self.to_ab(torch.cat([I_s[:, :1], d4], 1))
+        d3 = self.up3(torch.cat([tile_palette(P, c3), c3, d2], 1))
+        d4 = self.up4(torch.cat([tile_palette(P, c4), c4, d3], 1))
+        if self.head != "palette":
+            return self.to_ab(torch.cat([I_s[:, :1], d4], 1))
+        prior = self.transfer.prior_logits(I_s, P_s)                       # (N, 6, H, W)
+        logits = prior + self.to_ab(torch.cat([I_s, prior, d4], 1))
+        return self.transfer.affine(logits.softmax(1), P_s, P_t)           # (N, 6, H, W): A, β
+
+
+class PaletteTransfer(nn.Module):
+    """Palette correspondence (ours): soft weights over P_s's entries and one ab transform per entry.
+
+    In raw LAB, with z = a + ib a pixel's chroma as a complex number and p_s,k, p_t,k entry k's chroma:
+
+        T_k(z) = ρ_k (z - p_s,k) + p_t,k,   ρ_k = 1 + (p_t,k - p_s,k) conj(p_s,k) / (|p_s,k|² + ε²)
+
+    T_k sends p_s,k to p_t,k exactly. For a saturated entry ρ_k ≈ p_t,k / p_s,k: the rotation by the
+    hue change and the scaling by the chroma change, so a hue shift (eq. 10) turns every pixel near the
+    entry with it, not only the entry itself; for a grey entry (|p_s,k| << ε) ρ_k ≈ 1, a translation.
+    |ρ_k| is capped at ``rho_max`` (a grey entry sent to a saturated one must not blow up the chroma
+    around it). With P_t = P_s every ρ_k = 1 and T_k is the identity.
+
+    The weights are w(x) = softmax_k(logits), the logits a prior, -|I_s(x) - P_s,k|² / (2 (τσ)²) in LAB
+    (σ: the mean distance between P_s's entries, as in Chang et al.'s radial basis weights; τ learned),
+    plus RD's corrections from context. Σ_k w_k T_k(z) is one affine map of z per pixel, returned as
+    (A, β) in normalised units (see :func:`apply_affine`), so it upsamples like the affine head's.
+    """
+
+    def __init__(self, eps: float = 2.0, rho_max: float = 2.0, tau: float = 0.25):
+        super().__init__()
+        self.eps, self.rho_max = eps, rho_max
+        self.log_tau = nn.Parameter(torch.tensor(float(tau)).log())
+
+    def prior_logits(self, I_s, P_s):
+        """-|I_s(x) - P_s,k|² / (2 (τσ)²) in raw LAB: (N, 6, H, W)."""
+        lab, pal = _raw(I_s, 1), _raw(P_s, -1)                                # (N, 3, H, W), (N, 6, 3)
+        d2 = (lab.square().sum(1, keepdim=True) - 2 * torch.einsum("nchw,nkc->nkhw", lab, pal)
+              + pal.square().sum(-1)[..., None, None]).clamp_min(0)            # (N, 6, H, W)
+        sigma = torch.cdist(pal, pal).sum((1, 2)) / (pal.shape[1] * (pal.shape[1] - 1))
+        scale = (self.log_tau.exp() * sigma.clamp_min(1.0)).square() * 2       # (N,)
+        return -d2 / scale[:, None, None, None]
+
+    def rho(self, P_s, P_t):
+        """ρ_k as (re, im), each (N, 6), from raw chroma; |ρ_k| <= rho_max."""
+        s, t = _raw(P_s, -1)[..., 1:], _raw(P_t, -1)[..., 1:]
+        d = t - s
+        den = s.square().sum(-1) + self.eps ** 2
+        re = 1 + (d[..., 0] * s[..., 0] + d[..., 1] * s[..., 1]) / den
+        im = (d[..., 1] * s[..., 0] - d[..., 0] * s[..., 1]) / den
+        mag = torch.sqrt(re.square() + im.square()).clamp_min(1e-8)
+        cap = mag.clamp(max=self.rho_max) / mag
+        return re * cap, im * cap
+
+    def affine(self, w, P_s, P_t):
+        """Σ_k w_k T_k as (A11, A12, A21, A22, β1, β2) in normalised ab: (N, 6, H, W)."""
+        re, im = self.rho(P_s, P_t)                                          # (N, 6) each
+        s, t = _raw(P_s, -1)[..., 1:], _raw(P_t, -1)[..., 1:]                 # (N, 6, 2)
+        # T_k(z) = ρ_k z + (p_t,k - ρ_k p_s,k): the offset c_k in raw ab
+        c_a = t[..., 0] - (re * s[..., 0] - im * s[..., 1])
+        c_b = t[..., 1] - (im * s[..., 0] + re * s[..., 1])
+        per_entry = torch.stack([re, -im, im, re, c_a, c_b], -1)               # (N, 6 entries, 6)
+        A11, A12, A21, A22, b1, b2 = torch.einsum("nkhw,nkj->njhw", w, per_entry).unbind(1)
+        return _affine_to_normalised(A11, A12, A21, A22, b1, b2)
+
+
+def _lab_scale_offset():
+    """Normalised = scale * raw + offset, per LAB channel (the ranges of §4.2, pnlib.color)."""
+    lo = torch.tensor([r[0] for r in LAB_RANGES])
+    hi = torch.tensor([r[1] for r in LAB_RANGES])
+    return 2.0 / (hi - lo), -1.0 - 2.0 * lo / (hi - lo)
+
+
+_SCALE, _OFFSET = _lab_scale_offset()
+
+
+def _raw(x, dim):
+    """Normalised LAB -> raw LAB along ``dim`` (pnlib.color.denormalize_lab, inlined for any layout)."""
+    shape = [1] * x.ndim
+    shape[dim] = 3
+    return (x - _OFFSET.to(x).view(shape)) / _SCALE.to(x).view(shape)
+
+
+def _affine_to_normalised(A11, A12, A21, A22, b1, b2):
+    """A raw-ab affine map z -> A z + β as the same map on normalised ab (u = s z + o per channel)."""
+    sa, sb = float(_SCALE[1]), float(_SCALE[2])
+    oa, ob = float(_OFFSET[1]), float(_OFFSET[2])
+    # u' = S (A S⁻¹ (u - o) + β) + o = (S A S⁻¹) u + S β + o - S A S⁻¹ o
+    N11, N12, N21, N22 = A11, A12 * sa / sb, A21 * sb / sa, A22
+    n1 = sa * b1 + oa - (N11 * oa + N12 * ob)
+    n2 = sb * b2 + ob - (N21 * oa + N22 * ob)
+    return torch.stack([N11, N12, N21, N22, n1, n2], 1)
 
 
 def apply_affine(t, ab):
@@ -204,21 +315,26 @@ class PaletteNet(nn.Module):
         self.encoder = FeatureEncoder(width)
         self.decoder = RecoloringDecoder(width, head)
 
-    def forward(self, I_s, P_t):
-        return self.decoder(self.encoder(I_s), P_t, I_s)
+    @property
+    def uses_source_palette(self) -> bool:
+        """Whether RD reads P_s, the source's own palette (the palette head)."""
+        return self.head in SOURCE_PALETTE_HEADS
 
-    def forward_features(self, c, P_t, I_s):
+    def forward(self, I_s, P_t, P_s=None):
+        return self.decoder(self.encoder(I_s), P_t, I_s, P_s)
+
+    def forward_features(self, c, P_t, I_s, P_s=None):
         """RD alone on precomputed c = FE(I_s): changing P_t reruns only RD (palette sliders)."""
-        return self.decoder(c, P_t, I_s)
+        return self.decoder(c, P_t, I_s, P_s)
 
-    def recolor_lab(self, I_s, P_t):
+    def recolor_lab(self, I_s, P_t, P_s=None):
         """Î_t = [I^L_s, Îab_t] (§2): the source luminance with the predicted colour."""
-        return torch.cat([I_s[:, :1], self(I_s, P_t)], 1)
+        return torch.cat([I_s[:, :1], self(I_s, P_t, P_s)], 1)
 
-    def recolor_any_size(self, I_s, P_t):
+    def recolor_any_size(self, I_s, P_t, P_s=None):
         """Î_t for any H×W: pad to multiples of 16, run, crop; L is I_s's own, untouched."""
         padded, size = pad_to_multiple(I_s)
-        return torch.cat([I_s[:, :1], crop_to(self(padded, P_t), size)], 1)
+        return torch.cat([I_s[:, :1], crop_to(self(padded, P_t, P_s), size)], 1)
 
 
 class Discriminator(nn.Module):
@@ -265,7 +381,7 @@ def summary(model, D=None, size=(288, 432)):
     lines = [f"PaletteNet width {model.width}, head {model.head}, forward at {size[0]}x{size[1]}:",
              f"  FE  {count_parameters(model.encoder):>12,} params",
              f"  RD  {count_parameters(model.decoder):>12,} params",
-             f"  G   {count_parameters(model):>12,} params  {_gflops(lambda: model(I, P)):8.2f} GFLOPs"]
+             f"  G   {count_parameters(model):>12,} params  {_gflops(lambda: model(I, P, P if model.uses_source_palette else None)):8.2f} GFLOPs"]
     if D is not None:
         I, P = I.to(next(D.parameters()).device), P.to(next(D.parameters()).device)
         lines.append(f"  D   {count_parameters(D):>12,} params  {_gflops(lambda: D(I, P)):8.2f} GFLOPs")

@@ -403,6 +403,46 @@ def split_pairs(pairs: list[Pair], n_val: int | None = None, val_fraction: float
     return [p for p in by_name if p.name not in val_names], [p for p in by_name if p.name in val_names]
 
 
+def data_sources(data) -> list[str]:
+    """``"bundled"``, a folder, or several joined by commas (or a list of them) -> the list of sources.
+
+    Raises ``FileNotFoundError`` naming a source that is neither ``bundled`` nor an existing folder.
+    """
+    items = data.split(",") if isinstance(data, str) else [str(d) for d in data]
+    sources = [d.strip() for d in items if d.strip()]
+    if not sources:
+        raise ValueError("no photo source given: use 'bundled', a folder, or several joined by commas")
+    for src in sources:
+        if src != "bundled" and not Path(src).expanduser().is_dir():
+            raise FileNotFoundError(f"no photo folder at {src} (give 'bundled', a folder of photos, "
+                                    "or several joined by commas)")
+    return sources
+
+
+def load_split(data="bundled", seed: int = 0, cache_dir=None) -> tuple[list[Pair], list[Pair]]:
+    """(train, val) pairs of one or more photo sources (:func:`data_sources`), split per source.
+
+    Each source is read by :func:`load_pairs` and split on its own by :func:`split_pairs`, exactly as
+    when it is used alone (so adding a source never moves a photo of another between train and
+    validation); the lists are then joined.
+    With more than one source, a folder's photo names get the folder's name in front
+    (``"lxqt/forest.jpg"``) so that names stay unique; the bundled photos are ``"bundled/<name>"``.
+    """
+    sources = data_sources(data)
+    train, val = [], []
+    for src in sources:
+        t, v = split_pairs(load_pairs(src, cache_dir=cache_dir), seed=seed)  # the source's own split
+        if len(sources) > 1 and src != "bundled":
+            prefix = Path(src).expanduser().resolve().name
+            t, v = ([Pair(f"{prefix}/{p.name}", p.rgb, p.palette) for p in ps] for ps in (t, v))
+        train += t
+        val += v
+    names = [p.name for p in train + val]
+    if len(set(names)) != len(names):
+        raise ValueError("two photo sources share a folder name; give folders with different names")
+    return train, val
+
+
 # --------------------------------------------------------------------------------------------------
 # Tuples (§3.3)
 # --------------------------------------------------------------------------------------------------
@@ -462,7 +502,8 @@ class PairSampler:
     """
 
     def __init__(self, pairs: list[Pair], size=(96, 144), batch_size: int = 16, device="cpu",
-                 seed: int = 0, scale=(0.5, 1.0), canvas: float = 1.25, jitter: float = 0.0):
+                 seed: int = 0, scale=(0.5, 1.0), canvas: float = 1.25, jitter: float = 0.0,
+                 source_palette: bool = False):
         if not pairs:
             raise ValueError("PairSampler needs at least one pair")
         self.size = _check_size(size)
@@ -474,6 +515,7 @@ class PairSampler:
         if canvas < 1:
             raise ValueError(f"canvas must be >= 1 (times the output size), got {canvas}")
         self.batch_size, self.scale, self.seed, self.jitter = int(batch_size), (lo, hi), seed, float(jitter)
+        self.source_palette = bool(source_palette)
         self.device = torch.device(device)
         H, W = self.size
         self.canvas_size = (math.ceil(canvas * H), math.ceil(canvas * W))
@@ -519,18 +561,23 @@ class PairSampler:
         return F.grid_sample(imgs, grid, mode="bilinear", padding_mode="border",
                              align_corners=False).clamp_(0, 1)
 
-    def _jitter(self, rgb: torch.Tensor) -> torch.Tensor:
+    def _jitter(self, rgb: torch.Tensor, palettes: torch.Tensor | None = None):
         """Random saturation and gamma per crop: new colour statistics from few photos (not in the paper).
 
         With eight photos instead of the paper's 1,611, the network would otherwise memorise each
         photo's saturation and tone. The jittered crop *is* I_j of the tuple: I_s and I_t are still two
-        hue shifts of it, with equal L.
+        hue shifts of it, with equal L. ``palettes`` (B, 6, 3), when given, get the same change (the
+        palette head reads P_s, which must be the palette of the crop it sees); returns (rgb, palettes).
         """
         n, g, a = len(rgb), self.generator, self.jitter
-        sat = (1 + a * (2 * torch.rand(n, generator=g) - 1)).to(rgb.device).view(-1, 1, 1, 1)
-        gamma = torch.exp(a * (2 * torch.rand(n, generator=g) - 1)).to(rgb.device).view(-1, 1, 1, 1)
-        grey = rgb.mean(1, keepdim=True)
-        return (grey + sat * (rgb - grey)).clamp_(0, 1).pow_(gamma)
+        sat = (1 + a * (2 * torch.rand(n, generator=g) - 1)).to(rgb.device)
+        gamma = torch.exp(a * (2 * torch.rand(n, generator=g) - 1)).to(rgb.device)
+
+        def apply(x, dim):
+            shape = (-1,) + (1,) * (x.ndim - 1)
+            grey = x.mean(dim, keepdim=True)
+            return (grey + sat.view(shape) * (x - grey)).clamp_(0, 1).pow_(gamma.view(shape))
+        return apply(rgb, 1), (apply(palettes, -1) if palettes is not None else None)
 
     def sample(self, with_o: bool = True) -> dict:
         """One batch; ``with_o=False`` skips computing I_o / P_o (phase 1) but draws the same numbers."""
@@ -546,17 +593,21 @@ class PairSampler:
             rgb, rgb_o = crops[:B], crops[B:]
         else:
             rgb, rgb_o = self._crops(j, flip, u, pos), None
+        jd = j.to(dev)
+        pal = self.palettes[jd]
         if self.jitter:
-            rgb = self._jitter(rgb)
+            rgb, pal_j = self._jitter(rgb, pal if self.source_palette else None)
+            pal = pal_j if self.source_palette else pal
         st = torch.cat([s, t]).to(dev)
         lab = hue_shift(torch.cat([rgb, rgb]), st)  # I_s and I_t: two shifts of the same crop, one call
-        jd = j.to(dev)
         out = {
             "I_s": _lab_norm(lab[:B]), "I_t": _lab_norm(lab[B:]),
-            "P_t": _lab_norm(hue_shift(self.palettes[jd], st[B:], dim=-1), dim=-1),
+            "P_t": _lab_norm(hue_shift(pal, st[B:], dim=-1), dim=-1),
             "j": jd, "o": o.to(dev), "shift_s": s.to(dev), "shift_t": t.to(dev),
             "flip": flip.to(dev), "flip_o": flip_o.to(dev), "scale": u.to(dev), "rgb": rgb,
         }
+        if self.source_palette:  # P_s = hue_shift(P_j, s): the source's palette, entry by entry with P_t
+            out["P_s"] = _lab_norm(hue_shift(pal, st[:B], dim=-1), dim=-1)
         if with_o:
             out["I_o"] = _lab_norm(rgb_to_lab(rgb_o))
             out["P_o"] = _lab_norm(rgb_to_lab(self.palettes[o.to(dev)], dim=-1), dim=-1)
@@ -571,6 +622,7 @@ def validation_set(pairs: list[Pair], size=(96, 144), device="cpu") -> dict:
     flip). The source is the image itself (source shift 0: I_s = hue_shift(I_j, 0)); the targets are
     t = 0, 20, ..., 340: I_t = hue_shift(I_j, t), P_t = hue_shift(P_j, t). Row ``18 v + k`` is image v
     with shift ``SHIFTS[k]``. Returns normalised LAB ``I_s, I_t`` (V*18, 3, H, W), ``P_t`` (V*18, 6, 3),
+    ``P_s`` (V*18, 6, 3) the pair's own palette P_j (entry by entry with P_t; read by the palette head),
     ``j`` (V*18,) long indexing ``names`` (the V pair names), ``shift_t`` (V*18,) degrees, and the
     resized RGB images ``rgb`` (V, 3, H, W). Deterministic.
     """
@@ -582,13 +634,14 @@ def validation_set(pairs: list[Pair], size=(96, 144), device="cpu") -> dict:
     n = len(SHIFTS)
     rgb = torch.stack([_fit(p.rgb, size) for p in pairs]).to(device)
     pal = torch.stack([p.palette.float() for p in pairs]).to(device)
-    I_s, I_t, P_t = [], [], []
+    I_s, I_t, P_t, P_s = [], [], [], []
     for v in range(len(pairs)):  # one image at a time: 18 copies, not V * 18, in memory at once
         I_s.append(_lab_norm(hue_shift(rgb[v:v + 1], 0.0)).expand(n, -1, -1, -1))
+        P_s.append(_lab_norm(rgb_to_lab(pal[v:v + 1], dim=-1), dim=-1).expand(n, -1, -1))
         I_t.append(_lab_norm(hue_shift(rgb[v:v + 1].expand(n, -1, -1, -1), shifts)))
         P_t.append(_lab_norm(hue_shift(pal[v:v + 1].expand(n, -1, -1), shifts, dim=-1), dim=-1))
     return {
-        "I_s": torch.cat(I_s), "I_t": torch.cat(I_t), "P_t": torch.cat(P_t),
+        "I_s": torch.cat(I_s), "I_t": torch.cat(I_t), "P_t": torch.cat(P_t), "P_s": torch.cat(P_s),
         "j": torch.arange(len(pairs), device=device).repeat_interleave(n),
         "shift_t": shifts.repeat(len(pairs)), "names": [p.name for p in pairs], "rgb": rgb,
     }

@@ -26,7 +26,7 @@ import torch
 
 from . import losses as Ls
 from .color import denormalize_lab
-from .data import PairSampler, load_pairs, split_pairs, validation_set
+from .data import PairSampler, load_split, validation_set
 from .metrics import mean_delta_e00
 from .model import Discriminator, PaletteNet
 
@@ -159,10 +159,10 @@ def build_run(cfg: dict, out: Path) -> Run:
     torch.manual_seed(cfg["seed"])  # the same initial weights on every rank
     G = PaletteNet(cfg["width"], cfg["head"]).to(device)
     D = Discriminator(cfg["d_width"]).to(device)
-    pairs = load_pairs(cfg["data"])
-    train_pairs, val_pairs = split_pairs(pairs, seed=cfg["seed"])
+    train_pairs, val_pairs = load_split(cfg["data"], seed=cfg["seed"])
     sampler = PairSampler(train_pairs, size=tuple(cfg["size"]), batch_size=cfg["batch"], device=device,
-                          seed=cfg["seed"] + 1000 * rank, scale=tuple(cfg["crop_scale"]), jitter=cfg["jitter"])
+                          seed=cfg["seed"] + 1000 * rank, scale=tuple(cfg["crop_scale"]), jitter=cfg["jitter"],
+                          source_palette=G.uses_source_palette)
     val = validation_set(val_pairs, size=tuple(cfg["size"]), device=device)
     run = Run(cfg, Path(out), device, G, D, _adam(G.parameters(), cfg, device),
               _adam(G.decoder.parameters(), cfg, device), _adam(D.parameters(), cfg, device),
@@ -280,7 +280,7 @@ def _autocast(device: torch.device):
 def phase1_step(run: Run, b: dict) -> dict:
     """§3.1: one Adam step of FE + RD on L_E(G(I_s, P_t), Iab_t), eq. (3)."""
     with _autocast(run.device):
-        ab = run.dec(run.enc(b["I_s"]), b["P_t"], b["I_s"])  # G(I_s, P_t), eq. (2)
+        ab = run.dec(run.enc(b["I_s"]), b["P_t"], b["I_s"], b.get("P_s"))  # G(I_s, P_t), eq. (2)
     loss = Ls.e_loss(ab.float(), b["I_t"][:, 1:])
     run.opt_g.zero_grad(set_to_none=True)
     loss.backward()
@@ -299,7 +299,7 @@ def phase2_step(run: Run, b: dict, with_accuracy: bool = False) -> dict:
     with torch.no_grad(), _autocast(run.device):
         c = G.encoder(b["I_s"])
     with _autocast(run.device):
-        ab = run.dec(c, b["P_t"], b["I_s"])
+        ab = run.dec(c, b["P_t"], b["I_s"], b.get("P_s"))
     I_hat = torch.cat([b["I_s"][:, :1], ab.to(b["I_s"].dtype)], 1)  # Î_t = [I^L_s, Îab_t]
 
     with _autocast(run.device):
@@ -334,7 +334,9 @@ def validate(G: PaletteNet, val: dict, batch: int = 36) -> float:
     """Mean ΔE00 (display sRGB) between Î_t and the ground truth I_t over the fixed validation tuples."""
     was_training = G.training
     G.eval()
-    preds = [G.recolor_lab(val["I_s"][i:i + batch], val["P_t"][i:i + batch]).float()
+    P_s = val["P_s"] if G.uses_source_palette else None
+    preds = [G.recolor_lab(val["I_s"][i:i + batch], val["P_t"][i:i + batch],
+                           None if P_s is None else P_s[i:i + batch]).float()
              for i in range(0, len(val["I_s"]), batch)]
     G.train(was_training)
     return mean_delta_e00(denormalize_lab(torch.cat(preds)).cpu(), denormalize_lab(val["I_t"]).cpu())
@@ -592,7 +594,7 @@ def anticheat_experiment(G: PaletteNet, sampler: PairSampler, steps: int = 150, 
     for step in range(steps + 1):
         b = sampler.sample()
         with torch.no_grad():
-            I_hat = G.recolor_lab(b["I_s"], b["P_t"])
+            I_hat = G.recolor_lab(b["I_s"], b["P_t"], b.get("P_s"))
         if step % eval_every == 0:
             with torch.no_grad():
                 terms = Ls.discriminator_terms(D, I_hat, b["P_t"], b["I_o"], b["P_o"], anticheat=True)

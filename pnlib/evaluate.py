@@ -49,16 +49,13 @@ import time
 from pathlib import Path
 
 import torch
-from scipy.optimize import linear_sum_assignment
-from skimage.color import deltaE_ciede2000
-
 from .baselines import chang_recolor, oracle
 from .color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab
-from .data import SHIFTS, load_pairs, split_pairs, validation_set
+from .data import SHIFTS, data_sources, load_split, validation_set
 from .inference import SHIPPED, load_model
-from .metrics import display_lab, luminance_error, palette_adherence, per_image_delta_e00
+from .metrics import display_lab, luminance_error, palette_distance, per_image_delta_e00, stray_edges
 from .model import PaletteNet
-from .palette import format_palette
+from .palette import extract_palette, format_palette, match_palette
 from .train import LEGACY, REPO_ROOT, read_checkpoint
 
 __all__ = ["DEFAULT_SIZE", "METHODS_A", "METHODS_B", "evaluate", "random_palettes", "match_palette",
@@ -98,32 +95,22 @@ def random_palettes(n: int, k: int = 6, seed: int = 0) -> torch.Tensor:
     return torch.stack(out[:n * k]).reshape(n, k, 3).float()
 
 
-def match_palette(source, target) -> torch.Tensor:
-    """Reorder ``target`` (k, 3) RGB so that colour i replaces colour i of ``source`` (k, 3) RGB.
-
-    The one-to-one assignment of target to source colours with the least total ΔE00 (CIEDE2000 in LAB,
-    ``scipy.optimize.linear_sum_assignment``): Chang et al.'s transfer needs this correspondence, a user
-    sets it by hand; here each source colour goes to its nearest available target colour.
-    """
-    src = rgb_to_lab(torch.as_tensor(source).detach().cpu().double(), dim=-1).numpy()
-    tgt_rgb = torch.as_tensor(target).detach().cpu()
-    tgt = rgb_to_lab(tgt_rgb.double(), dim=-1).numpy()
-    cost = deltaE_ciede2000(src[:, None, :], tgt[None, :, :], channel_axis=-1)
-    rows, cols = linear_sum_assignment(cost)
-    out = torch.empty_like(tgt_rgb)
-    out[torch.as_tensor(rows)] = tgt_rgb[torch.as_tensor(cols)]
-    return out
-
-
 @torch.inference_mode()
-def _palettenet(model: PaletteNet, I_s: torch.Tensor, P_t: torch.Tensor) -> torch.Tensor:
-    """G(I_s, P_t) for normalised LAB batches -> Î_t = [I^L_s, Îab_t] in raw LAB on the CPU."""
+def _palettenet(model: PaletteNet, I_s: torch.Tensor, P_t: torch.Tensor, P_s: torch.Tensor | None = None
+                ) -> torch.Tensor:
+    """G(I_s, P_t[, P_s]) for normalised LAB batches -> Î_t = [I^L_s, Îab_t] in raw LAB on the CPU.
+
+    ``P_s`` (the source palette) reaches only a model that reads it (the palette head)."""
     dev = next(model.parameters()).device
     was_training = model.training
     model.eval()
     fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
+    P_s = P_s if model.uses_source_palette else None
+    if model.uses_source_palette and P_s is None:
+        raise ValueError("this model reads the source palette P_s: pass it")
     out = [model.recolor_any_size(I_s[i:i + _BATCH].to(dev).contiguous(memory_format=fmt),
-                                  P_t[i:i + _BATCH].to(dev)).float().cpu()
+                                  P_t[i:i + _BATCH].to(dev),
+                                  None if P_s is None else P_s[i:i + _BATCH].to(dev)).float().cpu()
            for i in range(0, len(I_s), _BATCH)]
     model.train(was_training)
     return denormalize_lab(torch.cat(out))
@@ -160,7 +147,7 @@ def protocol_a(model: PaletteNet, val_pairs, size, keep_outputs: bool = False, p
     run("identity", lambda: I_s)
     run("chang", lambda: rgb_to_lab(torch.stack([
         chang_recolor(src_rgb[i // n], val_pairs[i // n].palette, P_t_rgb[i]) for i in range(len(I_s))])))
-    run("palettenet", lambda: _palettenet(model, val["I_s"], val["P_t"]))
+    run("palettenet", lambda: _palettenet(model, val["I_s"], val["P_t"], val["P_s"]))
     run("oracle", lambda: torch.cat([oracle(src_rgb[v:v + 1].expand(n, -1, -1, -1), val["shift_t"][v * n:(v + 1) * n])
                                      for v in range(len(val_pairs))]))
     # Scored one held-out photo (18 tuples) at a time, in float64: memory stays bounded. Each side is
@@ -239,18 +226,28 @@ def protocol_b(model: PaletteNet, val_pairs, train_pairs, size, n_photo: int = 6
     seconds["chang"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     I_s = normalize_lab(src_lab[idx]).clamp(-1, 1)
-    P_t = normalize_lab(rgb_to_lab(P, dim=-1), dim=-1)
-    rgb_out["palettenet"] = lab_to_rgb(_palettenet(model, I_s, P_t), clip=True)
+    P_s = torch.stack([val_pairs[v].palette for v in idx])
+    # A model that reads P_s gets the target matched to it, as Chang does (and as pnlib.recolor does).
+    P_m = torch.stack([match_palette(P_s[i], P[i]) for i in range(len(idx))]) if model.uses_source_palette else P
+    lab_norm = lambda p: normalize_lab(rgb_to_lab(p, dim=-1), dim=-1)  # noqa: E731
+    rgb_out["palettenet"] = lab_to_rgb(_palettenet(model, I_s, lab_norm(P_m), lab_norm(P_s)), clip=True)
     seconds["palettenet"] = time.perf_counter() - t0
     methods = {}
     for name in METHODS_B:
         t0 = time.perf_counter()
-        adh = [palette_adherence(rgb_out[name][i], P[i], max_pixels=ADHERENCE_PIXELS) for i in range(len(idx))]
-        dL = luminance_error(rgb_to_lab(rgb_out[name]), src_lab[idx], display=True)
+        shown = [extract_palette(rgb_out[name][i], max_pixels=ADHERENCE_PIXELS) for i in range(len(idx))]
+        adh = [palette_distance(shown[i], P[i]) for i in range(len(idx))]   # = palette_adherence, extracted once
+        adh_L = [palette_distance(shown[i], P[i], equal_lightness=True) for i in range(len(idx))]
+        out_lab = rgb_to_lab(rgb_out[name])
+        dL = luminance_error(out_lab, src_lab[idx], display=True)
+        stray = stray_edges(out_lab, src_lab[idx])
         seconds[name] += time.perf_counter() - t0
         s = _stats(adh)
         methods[name] = {"adherence": s["mean"], "median_adherence": s["median"], "mean_abs_dL": dL,
-                         "per_tuple_adherence": [round(a, 4) for a in adh], "seconds": seconds[name]}
+                         "adherence_equal_L": statistics.fmean(adh_L), "stray_edges": float(stray.mean()),
+                         "per_tuple_adherence": [round(a, 4) for a in adh],
+                         "per_tuple_adherence_equal_L": [round(a, 4) for a in adh_L],
+                         "per_tuple_stray_edges": [round(float(x), 4) for x in stray], "seconds": seconds[name]}
         if progress:
             print(f"  protocol B  {name:<11} adherence ΔE00 {s['mean']:6.2f}  ({seconds[name]:.1f} s)")
     kinds = [t[2] for t in targets]
@@ -265,6 +262,32 @@ def protocol_b(model: PaletteNet, val_pairs, train_pairs, size, n_photo: int = 6
                           "target_palette": P, "image_index": torch.tensor(idx),
                           **{m: _to_uint8(rgb_out[m]) for m in ("chang", "palettenet")}}
     return res
+
+
+# ------------------------------------------------------------------------------------- own palette
+def protocol_own(model: PaletteNet, val: dict, progress: bool = False) -> dict:
+    """Each held-out photo recoloured to *its own* palette: a recolouring must hand the photo back.
+
+    The palette is the one a user would take from the photo (:func:`pnlib.palette.extract_palette` of
+    the evaluated image). Chang et al. are given it as source and target; PaletteNet gets it as P_t
+    (and as P_s when the model reads one, which is what :func:`pnlib.recolor` extracts itself). Per
+    method: mean ΔE00 of the output to the source (per photo, then the mean and the maximum).
+    """
+    src_rgb = val["rgb"]                                                   # (V, 3, H, W)
+    src_lab = rgb_to_lab(src_rgb)
+    own = torch.stack([extract_palette(x) for x in src_rgb])               # (V, 6, 3) RGB
+    own_norm = normalize_lab(rgb_to_lab(own, dim=-1), dim=-1)
+    out = {"identity": src_lab,
+           "chang": rgb_to_lab(torch.stack([chang_recolor(x, p, p) for x, p in zip(src_rgb, own)])),
+           "palettenet": _palettenet(model, normalize_lab(src_lab).clamp(-1, 1), own_norm, own_norm)}
+    methods = {}
+    for name in METHODS_B:
+        d = per_image_delta_e00(out[name].double(), src_lab.double())
+        methods[name] = {"mean_de00": float(d.mean()), "max_de00": float(d.max()),
+                         "per_image_de00": [round(float(x), 4) for x in d]}
+        if progress:
+            print(f"  own palette {name:<11} mean ΔE00 to the source {float(d.mean()):6.2f}")
+    return {"n_images": len(src_rgb), "palettes": [format_palette(p) for p in own], "methods": methods}
 
 
 # -------------------------------------------------------------------------------------------- evaluate
@@ -302,10 +325,9 @@ def _evaluate(model, data, size, n_random, seed, n_photo, split_seed, checkpoint
         checkpoint = checkpoint or str(model)
         model = load_model(model)
     H, W = (int(s) for s in size)
-    pairs = load_pairs(data)
-    if len(pairs) < 2:
-        raise ValueError(f"evaluation needs at least 2 photos (one held out), {data} has {len(pairs)}")
-    train_pairs, val_pairs = split_pairs(pairs, seed=split_seed)
+    train_pairs, val_pairs = load_split(data, seed=split_seed)
+    if not val_pairs:
+        raise ValueError(f"evaluation needs at least 2 photos per source (one held out), {data} has none held out")
     val = validation_set(val_pairs, size=(H, W))
     t_load = time.perf_counter() - t_start
     if progress:
@@ -316,6 +338,7 @@ def _evaluate(model, data, size, n_random, seed, n_photo, split_seed, checkpoint
     t0 = time.perf_counter()
     b = protocol_b(model, val_pairs, train_pairs, (H, W), n_photo, n_random, seed, keep_outputs, progress, val=val)
     t_b = time.perf_counter() - t0
+    own = protocol_own(model, val, progress)
     return {
         "checkpoint": checkpoint,
         "model": {"width": getattr(model, "width", None), "head": getattr(model, "head", None)},
@@ -325,7 +348,7 @@ def _evaluate(model, data, size, n_random, seed, n_photo, split_seed, checkpoint
         "size": [H, W],
         "settings": {"n_random": n_random, "seed": seed, "n_photo": n_photo, "split_seed": split_seed,
                      "adherence_pixels": ADHERENCE_PIXELS, "torch_threads": torch.get_num_threads()},
-        "protocol_a": a, "protocol_b": b,
+        "protocol_a": a, "protocol_b": b, "own_palette": own,
         "timing": {"load_s": t_load, "protocol_a_s": t_a, "protocol_b_s": t_b,
                    "total_s": time.perf_counter() - t_start},
     }
@@ -353,15 +376,21 @@ def to_markdown(results: dict) -> str:
         f"**A**: {a['n_tuples']} tuples (each held-out photo × 18 hue shifts, ground truth I_t). "
         f"**B**: {b['n_tuples']} tuples (each held-out photo × {per.get('held-out', 0)} held-out + "
         f"{per.get('train', 0)} training photo palettes + {per.get('random', 0)} random palettes). "
+        "**Own**: each held-out photo recoloured to its own palette (ΔE00 to the source). "
+        "**Stray edges**: share of pixels where the output's colour jumps and the source's does not (%). "
         "ΔE00 = CIEDE2000 as displayed; lower is better.",
         "",
-        "| method | A: mean ΔE00 | A: median ΔE00 | A: mean \\|ΔL\\| | B: palette adherence ΔE00 | B: mean \\|ΔL\\| |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| method | A: mean ΔE00 | A: median ΔE00 | A: mean \\|ΔL\\| | own: ΔE00 to source | B: adherence ΔE00 "
+        "| B: adherence at equal L | B: mean \\|ΔL\\| | B: stray edges % |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    own = results.get("own_palette", {}).get("methods", {})
     for m in METHODS_A:
-        ma, mb = a["methods"].get(m, {}), b["methods"].get(m, {})
+        ma, mb, mo = a["methods"].get(m, {}), b["methods"].get(m, {}), own.get(m, {})
+        stray = mb.get("stray_edges")
         lines.append(f"| {m} | {_f(ma.get('mean_de00'))} | {_f(ma.get('median_de00'))} | {_f(ma.get('mean_abs_dL'))} "
-                     f"| {_f(mb.get('adherence'))} | {_f(mb.get('mean_abs_dL'))} |")
+                     f"| {_f(mo.get('mean_de00'))} | {_f(mb.get('adherence'))} | {_f(mb.get('adherence_equal_L'))} "
+                     f"| {_f(mb.get('mean_abs_dL'))} | {_f(None if stray is None else 100 * stray)} |")
     return "\n".join(lines)
 
 
@@ -464,8 +493,7 @@ def cli_eval(args) -> int:
             hint = "" if args.checkpoint else " (no runs/quick/checkpoint.pt and no shipped checkpoint)"
             raise FileNotFoundError(f"no checkpoint at {ckpt}{hint}")
         data = args.data or "bundled"
-        if data != "bundled" and not Path(data).expanduser().is_dir():
-            raise FileNotFoundError(f"no data folder at {data} (give 'bundled' or a folder of photos)")
+        data_sources(data)  # a missing folder: a clear error before any work
         state = read_checkpoint(ckpt)
         cfg, step = state.get("config") or {}, state.get("step")
         total = (cfg.get("steps1") or 0) + (cfg.get("steps2") or 0)

@@ -24,7 +24,7 @@ from .color import lab_to_rgb, rgb_to_lab
 from .palette import extract_palette
 
 __all__ = ["display_lab", "delta_e00", "mean_delta_e00", "per_image_delta_e00", "luminance_error",
-           "palette_distance", "palette_adherence"]
+           "palette_distance", "palette_adherence", "stray_edges"]
 
 
 def display_lab(lab: torch.Tensor, dim: int = -3) -> torch.Tensor:
@@ -105,31 +105,68 @@ def _palette_lab(p, name: str) -> np.ndarray:
     return rgb_to_lab(t.clamp(0.0, 1.0), dim=-1).numpy()
 
 
-def palette_distance(palette_a, palette_b) -> float:
+def palette_distance(palette_a, palette_b, equal_lightness: bool = False) -> float:
     """Set distance of two ``(k, 3)`` RGB palettes (in [0, 1]): mean ΔE00 under the best matching.
 
     The k × k matrix of CIEDE2000 between every colour of ``palette_a`` and every colour of
     ``palette_b`` (in LAB) is solved as an assignment problem (``scipy.optimize.linear_sum_assignment``):
     the one-to-one pairing with the least total ΔE00. The result is the mean ΔE00 of the k matched
     pairs, so it does not depend on the order of either palette, and it is 0 only for the same set.
+
+    ``equal_lightness=True`` compares chroma and hue only: each colour of ``palette_a`` is given the L
+    of the colour of ``palette_b`` it is compared with (for matching and score alike). A recolouring
+    that keeps the photo's luminance (PaletteNet, eq. 2) is then not charged for a target whose
+    lightnesses differ from the photo's.
     """
     a, b = _palette_lab(palette_a, "palette_a"), _palette_lab(palette_b, "palette_b")
     if a.shape != b.shape:
         raise ValueError(f"palette_distance wants two palettes of equal size, got {a.shape[0]} and {b.shape[0]} colours")
-    cost = deltaE_ciede2000(a[:, None, :], b[None, :, :], channel_axis=-1)
+    A = np.repeat(a[:, None, :], len(b), axis=1)
+    if equal_lightness:
+        A[..., 0] = b[None, :, 0]
+    cost = deltaE_ciede2000(A, np.broadcast_to(b[None], A.shape), channel_axis=-1)
     rows, cols = linear_sum_assignment(cost)
     return float(cost[rows, cols].mean())
 
 
-def palette_adherence(rgb_out: torch.Tensor, target_palette, **extract_kwargs) -> float:
+def palette_adherence(rgb_out: torch.Tensor, target_palette, equal_lightness: bool = False,
+                      **extract_kwargs) -> float:
     """How well a recoloured image I_o shows the target palette P_t: ΔE00, lower is better.
 
     The palette of ``rgb_out`` (a ``(3, H, W)`` RGB image in [0, 1]) is extracted with
     :func:`pnlib.palette.extract_palette` (k-means in LAB, k = the target's size, fixed seed; keyword
     arguments go to it) and compared with ``target_palette`` (``(k, 3)`` RGB) by
-    :func:`palette_distance`: the mean ΔE00 over the k best-matched colour pairs.
+    :func:`palette_distance`: the mean ΔE00 over the k best-matched colour pairs (``equal_lightness``:
+    chroma and hue only, see there).
     """
     target = target_palette.detach().cpu().double() if torch.is_tensor(target_palette) \
         else torch.as_tensor(np.asarray(target_palette, dtype=np.float64))
     extracted = extract_palette(rgb_out.detach().cpu().float(), k=target.shape[0], **extract_kwargs)
-    return palette_distance(extracted, target)
+    return palette_distance(extracted, target, equal_lightness)
+
+
+def _gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """|∇x| of ``(N, C, H, W)`` by forward differences over all channels -> ``(N, H-1, W-1)``."""
+    dx = x[..., :-1, 1:] - x[..., :-1, :-1]
+    dy = x[..., 1:, :-1] - x[..., :-1, :-1]
+    return (dx.square() + dy.square()).sum(-3).sqrt()
+
+
+def stray_edges(lab_out: torch.Tensor, lab_src: torch.Tensor, gain: float = 2.0, slack: float = 2.0
+                ) -> torch.Tensor:
+    """Share of pixels where the output's colour jumps but the source does not: posterisation, bleeding.
+
+    A recolouring should change colours, not structure: between two neighbouring pixels the output's
+    chroma may change by more than the source's colour does only by a bounded factor (a hue shift
+    turns every chroma step, a chroma change scales it). A pixel is *stray* when
+    |∇ab_out| > ``gain`` · |∇LAB_src| + ``slack`` (forward differences, LAB units per pixel): a band
+    edge in a smooth sky (posterisation) or a colour boundary off the object's own edge (bleeding).
+    The unchanged source scores 0. ``lab_out``, ``lab_src``: raw LAB ``(N, 3, H, W)`` of one size.
+    Returns ``(N,)``: the share of stray pixels of each image, in [0, 1] (lower is better).
+    """
+    if lab_out.shape != lab_src.shape or lab_out.ndim != 4:
+        raise ValueError(f"stray_edges wants two (N, 3, H, W) LAB images of one shape, got "
+                         f"{tuple(lab_out.shape)} and {tuple(lab_src.shape)}")
+    g_src = _gradient_magnitude(lab_src.double())                             # (N, H-1, W-1)
+    g_out = _gradient_magnitude(lab_out.double()[:, 1:])
+    return (g_out > gain * g_src + slack).flatten(1).double().mean(1)

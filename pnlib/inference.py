@@ -33,7 +33,7 @@ from torch import nn
 from .color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab
 from .data import _pil_to_float, read_image, to_rgb3
 from .model import HEADS, PaletteNet, crop_to, pad_to_multiple
-from .palette import extract_palette, format_palette, parse_palette
+from .palette import extract_palette, format_palette, match_palette, parse_palette
 from .train import LEGACY, CheckpointMismatch, read_checkpoint, resolve_device
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -234,7 +234,7 @@ def palette_lab_norm(palette) -> torch.Tensor:
 # Recolor
 # --------------------------------------------------------------------------------------------------
 
-def recolor(image, palette, model: PaletteNet | None = None, device="auto") -> np.ndarray:
+def recolor(image, palette, model: PaletteNet | None = None, device="auto", match: bool = True) -> np.ndarray:
     """Recolor ``image`` to the six colours of ``palette``; returns ``uint8 (H, W, 3)``, the same size.
 
     ``image``: anything :func:`load_image` reads; ``palette``: anything
@@ -242,17 +242,50 @@ def recolor(image, palette, model: PaletteNet | None = None, device="auto") -> n
     ``model``: a PaletteNet (``None``: the shipped one, loaded once on ``device``). Any H×W works
     (:meth:`PaletteNet.recolor_any_size` pads to multiples of 16 and crops back). The output is
     ``lab_to_rgb([I^L_s, Îab_t])``: the source's L with the predicted chroma (§2), clipped to sRGB.
+
+    A model with the palette head (ours) also reads the photo's own palette P_s, which is extracted
+    here (:func:`source_palette`); the user gives only P_t. A palette comes in any order, so by default
+    (``match=True``) its colours are first paired with P_s's by the least total ΔE00
+    (:func:`~pnlib.palette.match_palette`): each colour of the photo turns into the closest target
+    colour still free. ``match=False`` keeps the order: colour i of ``palette`` replaces colour i of
+    :func:`palette_of` (the photo's palette, largest share first), as the palette sliders do. The paper's
+    model (direct or affine head) reads the palette as given; ``match`` does not apply to it.
     """
     rgb = load_image(image)
-    P_t = palette_lab_norm(palette)[None]
     if model is None:
         model = cached_model(None, device)
+    P_t, P_s = target_and_source(rgb, palette, model, match)
     dev = next(model.parameters()).device
     with torch.inference_mode():
         lab = rgb_to_lab(rgb.to(dev)[None])               # I_s in raw LAB, (1, 3, H, W)
         I_s = normalize_lab(lab).contiguous(memory_format=_memory_format(model))
-        out = model.recolor_any_size(I_s, P_t.to(dev))    # [I^L_s, Îab_t], normalised
+        out = model.recolor_any_size(I_s, P_t[None].to(dev),
+                                     None if P_s is None else P_s[None].to(dev))  # [I^L_s, Îab_t], normalised
         return compose_result(lab[:, :1], out[:, 1:])[0]
+
+
+#: Pixels clustered for the source palette P_s inside :func:`recolor` (the same as ``palette_of``).
+SOURCE_PALETTE_PIXELS = 20000
+
+
+def source_palette(rgb: torch.Tensor) -> torch.Tensor:
+    """P_s, the ``(6, 3)`` RGB palette of a ``(3, H, W)`` photo that the palette head reads."""
+    return extract_palette(rgb, max_pixels=SOURCE_PALETTE_PIXELS)
+
+
+def target_and_source(rgb: torch.Tensor, palette, model: PaletteNet, match: bool = True, src=None):
+    """(P_t, P_s) in normalised LAB, ``(6, 3)`` each, for ``model`` on photo ``rgb`` (P_s None if unread).
+
+    P_s is the photo's palette (``src``, RGB, or :func:`source_palette` of ``rgb``); with ``match`` the
+    target's colours are reordered to pair with P_s's by least total ΔE00 (:func:`~pnlib.palette.match_palette`).
+    """
+    target = parse_palette(palette) if not torch.is_tensor(palette) else parse_palette(palette.detach().cpu())
+    if not model.uses_source_palette:
+        return palette_lab_norm(target), None
+    src = source_palette(rgb) if src is None else src
+    if match:
+        target = match_palette(src, target)
+    return palette_lab_norm(target), palette_lab_norm(src)
 
 
 def _memory_format(model) -> torch.memory_format:
@@ -262,30 +295,34 @@ def _memory_format(model) -> torch.memory_format:
         and not w.is_contiguous() else torch.contiguous_format
 
 
-def recolor_palettes(image, palettes, model: PaletteNet | None = None, device="auto", batch: int = 8
-                     ) -> np.ndarray:
+def recolor_palettes(image, palettes, model: PaletteNet | None = None, device="auto", batch: int = 8,
+                      match: bool = True) -> np.ndarray:
     """One image, N palettes -> ``uint8 (N, H, W, 3)``: the same as N calls of :func:`recolor`, faster.
 
     Eq. (2) splits G into FE and RD, and only RD sees P_t: the content features c = FE(I_s) are
     computed once, then RD runs on ``batch`` palettes at a time (the §4.4 experiment, Fig. 6 / 7 grids).
+    ``match``: as in :func:`recolor`.
     """
     rgb = load_image(image)
-    Ps = [palette_lab_norm(p) for p in palettes]          # P_t of each, normalised LAB
-    if not Ps:
-        raise ValueError("recolor_palettes needs at least one palette")
     if model is None:
         model = cached_model(None, device)
+    src = source_palette(rgb) if model.uses_source_palette else None
+    pairs = [target_and_source(rgb, p, model, match, src) for p in palettes]   # (P_t, P_s) of each
+    if not pairs:
+        raise ValueError("recolor_palettes needs at least one palette")
     dev = next(model.parameters()).device
     outs = []
     with torch.inference_mode():
         lab = rgb_to_lab(rgb.to(dev)[None])
         I_s, size = pad_to_multiple(normalize_lab(lab).contiguous(memory_format=_memory_format(model)))
         c = model.encoder(I_s)                              # FE(I_s): once
-        for i in range(0, len(Ps), batch):
-            P_t = torch.stack(Ps[i:i + batch]).to(dev)
-            n = len(P_t)
+        for i in range(0, len(pairs), batch):
+            chunk = pairs[i:i + batch]
+            n = len(chunk)
+            P_t = torch.stack([p for p, _ in chunk]).to(dev)
+            P_s = torch.stack([q for _, q in chunk]).to(dev) if model.uses_source_palette else None
             ab_norm = model.forward_features([ci.expand(n, -1, -1, -1) for ci in c], P_t,
-                                             I_s.expand(n, -1, -1, -1))
+                                             I_s.expand(n, -1, -1, -1), P_s)
             outs.append(compose_result(lab[:, :1].expand(n, -1, -1, -1), crop_to(ab_norm, size)))
     return np.concatenate(outs)
 

@@ -132,21 +132,25 @@ class PaletteControl(widgets.VBox):
             self._I_preview = I_s
             lab_full = rgb_to_lab(self.rgb[None].to(dev))
             self._L_full = lab_full[:, :1]                          # raw L of the full-size photo
-            self._affine = getattr(self.model, "head", "direct") == "affine"
+            self._affine = getattr(self.model, "head", "direct") in ("affine", "palette")
+            # The palette head reads P_s: the photo's palette in the order the pickers start from, so
+            # colour i of the pickers replaces colour i of the photo (no re-matching while you edit).
+            self._P_s = normalize_lab(rgb_to_lab(_quantise(self.extracted), dim=-1), dim=-1)[None].to(dev) \
+                if self.model.uses_source_palette else None
             self._ab_full = normalize_lab(lab_full)[:, 1:] if self._affine else None  # its chroma
         self.size, self.preview_size = (H, W), (h, w)
 
     def _render(self, P_t: torch.Tensor) -> bytes:
         """RD(c, P_t, I_s) at the preview size -> Îab_t upsampled onto the full L -> PNG bytes.
 
-        Affine head: A, β at the preview size, upsampled, applied to the full-size source chroma.
+        Affine and palette heads: A, β at the preview size, upsampled, applied to the full-size source chroma.
         """
         dev = self._L_full.device
         with torch.inference_mode():
             if self._affine:
-                out = self.model.decoder.head_output(self._c, P_t[None].to(dev), self._I_preview)
+                out = self.model.decoder.head_output(self._c, P_t[None].to(dev), self._I_preview, self._P_s)
             else:
-                out = self.model.forward_features(self._c, P_t[None].to(dev), self._I_preview)
+                out = self.model.forward_features(self._c, P_t[None].to(dev), self._I_preview, self._P_s)
             out = crop_to(out, self.preview_size)
             if self.preview_size != self.size:
                 out = F.interpolate(out, size=self.size, mode="bilinear", align_corners=False)

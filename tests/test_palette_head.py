@@ -1,0 +1,179 @@
+"""The palette head (ours): palette correspondence, its closed forms, recolor's matching, the new metrics."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from skimage import data, transform
+
+import pnlib
+from pnlib import evaluate as E
+from pnlib.color import denormalize_lab, hue_shift, normalize_lab, rgb_to_lab
+from pnlib.data import PairSampler, load_split, split_pairs, load_pairs
+from pnlib.metrics import delta_e00, palette_distance, stray_edges
+from pnlib.model import PaletteNet, PaletteTransfer, apply_affine
+from pnlib.palette import extract_palette, match_palette
+
+
+def lab_norm(rgb, dim=-1):
+    return normalize_lab(rgb_to_lab(rgb, dim=dim), dim=dim)
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A palette-head model whose weight corrections are random, not zero: tests hold for any weights."""
+    torch.manual_seed(0)
+    G = PaletteNet(8, "palette").eval()
+    with torch.no_grad():
+        for p in G.decoder.to_ab.parameters():
+            p.normal_(0, 0.3)
+    return G
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return (transform.resize(data.astronaut(), (64, 96), anti_aliasing=True) * 255).round().astype(np.uint8)
+
+
+def test_own_palette_gives_the_source_back_for_any_weights(model):
+    I_s = lab_norm(torch.rand(2, 3, 32, 48), dim=1)
+    P = lab_norm(torch.rand(2, 6, 3))
+    with torch.no_grad():
+        ab = model(I_s, P, P)
+    torch.testing.assert_close(ab, I_s[:, 1:], atol=1e-5, rtol=0)
+
+
+def test_palette_head_needs_the_source_palette(model):
+    I_s, P = lab_norm(torch.rand(1, 3, 32, 48), dim=1), lab_norm(torch.rand(1, 6, 3))
+    with pytest.raises(ValueError, match="source palette P_s"):
+        model(I_s, P)
+
+
+def test_each_entry_lands_exactly_on_its_target():
+    """A pixel of colour P_s,k with all its weight on entry k becomes P_t,k: T_k(p_s,k) = p_t,k."""
+    tr = PaletteTransfer()
+    P_s, P_t = lab_norm(torch.rand(1, 6, 3)), lab_norm(torch.rand(1, 6, 3))
+    for k in range(6):
+        w = torch.zeros(1, 6, 1, 1)
+        w[:, k] = 1
+        pix = P_s[0, k].view(1, 3, 1, 1)
+        out = apply_affine(tr.affine(w, P_s, P_t), pix[:, 1:])
+        torch.testing.assert_close(out.flatten(), P_t[0, k, 1:], atol=1e-5, rtol=0)
+
+
+def test_a_rotation_of_the_palette_rotates_every_pixel():
+    """With ε = 0, P_t = P_s turned by θ in ab (raw units) turns every pixel by θ, whatever the weights."""
+    tr = PaletteTransfer(eps=0.0, rho_max=10.0)
+    theta = math.radians(70)
+    rot = torch.tensor([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    raw_s = torch.cat([torch.full((1, 6, 1), 50.0), torch.randn(1, 6, 2) * 30 + 5], -1)
+    raw_t = torch.cat([raw_s[..., :1], raw_s[..., 1:] @ rot.T], -1)
+    pix = torch.cat([torch.full((1, 1, 4, 5), 60.0), torch.randn(1, 2, 4, 5) * 40], 1)
+    w = torch.rand(1, 6, 4, 5).softmax(1)
+    out = apply_affine(tr.affine(w, normalize_lab(raw_s, -1), normalize_lab(raw_t, -1)), normalize_lab(pix)[:, 1:])
+    got = denormalize_lab(torch.cat([normalize_lab(pix)[:, :1], out], 1))[:, 1:]
+    want = torch.einsum("ij,njhw->nihw", rot, pix[:, 1:])
+    torch.testing.assert_close(got, want, atol=1e-3, rtol=0)
+
+
+def test_recolor_own_palette_returns_the_photo(model, photo):
+    own = extract_palette(torch.from_numpy(photo).permute(2, 0, 1).float() / 255)
+    out = pnlib.recolor(photo, own, model=model)
+    assert np.abs(out.astype(int) - photo.astype(int)).max() <= 1
+
+
+def test_recolor_matches_a_palette_in_any_order(model, photo):
+    pal = torch.tensor([[0.1, 0.2, 0.6], [0.9, 0.8, 0.2], [0.2, 0.6, 0.3], [0.8, 0.3, 0.3],
+                        [0.5, 0.5, 0.5], [0.95, 0.95, 0.9]])
+    perm = torch.tensor([3, 0, 5, 1, 4, 2])
+    a = pnlib.recolor(photo, pal, model=model)
+    assert np.array_equal(a, pnlib.recolor(photo, pal[perm], model=model))
+    assert not np.array_equal(pnlib.recolor(photo, pal, model=model, match=False),
+                              pnlib.recolor(photo, pal[perm], model=model, match=False))
+
+
+def test_recolor_palettes_equals_recolor_with_the_palette_head(model, photo):
+    pals = ["#264653,#2a9d8f,#e9c46a,#f4a261,#e76f51,#f1faee", "#03045e,#0077b6,#00b4d8,#90e0ef,#caf0f8,#ffffff"]
+    many = pnlib.inference.recolor_palettes(photo, pals, model=model)
+    for i, p in enumerate(pals):
+        assert np.abs(many[i].astype(int) - pnlib.recolor(photo, p, model=model).astype(int)).max() <= 1
+
+
+def test_match_palette_pairs_each_colour_with_its_nearest():
+    src = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9], [0.9, 0.9, 0.1],
+                        [0.5, 0.5, 0.5], [0.05, 0.05, 0.05]])
+    near = (src + 0.04).clamp(0, 1)
+    torch.testing.assert_close(match_palette(src, near.flip(0)), near)
+
+
+def test_palette_distance_at_equal_lightness_ignores_L():
+    rgb = torch.rand(6, 3)
+    lab = rgb_to_lab(rgb.double(), dim=-1)
+    lighter = lab.clone()
+    lighter[:, 0] = (lighter[:, 0] + 15).clamp(max=100)
+    from pnlib.color import lab_to_rgb
+    other = lab_to_rgb(lighter, dim=-1, clip=False)
+    ok = ((other >= 0) & (other <= 1)).all(-1)
+    a, b = rgb[ok], other[ok].float()
+    assert palette_distance(a, b) > 3
+    assert palette_distance(a, b, equal_lightness=True) < 0.5  # only the gamut round trip is left
+
+
+def test_stray_edges_sees_posterisation_and_not_a_smooth_recolouring():
+    """A smooth ab ramp recoloured smoothly has no stray pixel; quantised into bands (posterised), each
+    band edge is a column of stray pixels: the output jumps where the source changes slowly."""
+    H, W = 48, 64
+    ramp = torch.linspace(-30, 30, W).expand(H, W)
+    src = torch.stack([torch.full((H, W), 60.0), ramp, torch.zeros(H, W)])[None].clone()
+    src[:, 0, 16:32, 20:40] = 30.0                      # a dark square: the source's only strong edge
+    smooth = src.clone()
+    smooth[:, 2] = 0.5 * ramp                          # a different colour, varying just as smoothly
+    banded = src.clone()
+    banded[:, 1] = torch.round(ramp / 15) * 15         # four flat bands
+    s_smooth, s_banded = stray_edges(smooth, src), stray_edges(banded, src)
+    assert stray_edges(src, src) == 0 and s_smooth == 0
+    assert s_banded >= 3 * H / (H * W) * 0.9   # three band edges, each a column of stray pixels
+
+
+def test_sampler_source_palette_is_the_target_palette_at_equal_shifts():
+    train, _ = split_pairs(load_pairs("bundled"))
+    s = PairSampler(train, size=(32, 48), batch_size=8, seed=3, jitter=0.3, source_palette=True)
+    b = s.sample(with_o=False)
+    assert b["P_s"].shape == (8, 6, 3)
+    same = b["shift_s"] == b["shift_t"]
+    torch.testing.assert_close(b["P_s"][same], b["P_t"][same])
+    # P_s is the jittered palette shifted by s: the same shift of I_s's crop (checked via its hue rotation)
+    diff = ~same
+    if diff.any():
+        assert not torch.allclose(b["P_s"][diff], b["P_t"][diff])
+
+
+def test_load_split_joins_sources_split_each_on_its_own(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for folder, n in (("a", 4), ("b", 5)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(tmp_path / folder / f"p{i}.png")
+    data = f"{tmp_path / 'a'},{tmp_path / 'b'}"
+    train, val = load_split(data, cache_dir=tmp_path / "cache")
+    assert len(train) + len(val) == 9
+    assert {p.name.split("/")[0] for p in train + val} == {"a", "b"}
+    for folder in ("a", "b"):
+        t, v = split_pairs(load_pairs(tmp_path / folder, cache_dir=tmp_path / "cache"))
+        assert sorted(f"{folder}/{p.name}" for p in v) == sorted(p.name for p in val if p.name.startswith(folder))
+    with pytest.raises(FileNotFoundError, match="no photo folder at"):
+        load_split(f"bundled,{tmp_path / 'missing'}")
+
+
+def test_evaluate_own_palette_row(model):
+    res = E.evaluate(model, size=(32, 48), n_random=1, n_photo=1)
+    own = res["own_palette"]["methods"]
+    assert own["identity"]["mean_de00"] == 0
+    assert own["palettenet"]["mean_de00"] < 0.5
+    b = res["protocol_b"]["methods"]
+    for m in E.METHODS_B:
+        assert 0 <= b[m]["stray_edges"] <= 1
+        # CIEDE2000's chroma and hue terms do not depend on L: dropping ΔL can only lower each pair's cost
+        assert b[m]["adherence_equal_L"] <= b[m]["adherence"] + 1e-9
+    assert "own: ΔE00 to source" in E.to_markdown(res)

@@ -81,7 +81,7 @@ def main(argv=None) -> int:
                                   "(bundled,DIR,DIR)")
     t.add_argument("--seed", type=int)
     t.add_argument("--head", choices=list(HEADS),
-                   help="RD's output: 'palette' (palette correspondence, ours), 'affine' (ours) or 'direct' (the paper's tanh)")
+                   help="RD's output: 'palette' (default, ours: palette correspondence), 'affine' (ours) or 'direct' (the paper's tanh)")
     t.add_argument("--lr", type=float, help="override the preset's Adam learning rate")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=_train)

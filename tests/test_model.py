@@ -20,10 +20,11 @@ def inputs(n, h, w):
 def test_shapes(n, h, w, width, head):
     G, D = PaletteNet(width, head), Discriminator(width)
     I_s, P_t = inputs(n, h, w)
+    P_s = P_t.flip(1) if G.uses_source_palette else None  # the palette head also reads P_s
     with torch.no_grad():
         c = G.encoder(I_s)
-        ab = G(I_s, P_t)
-        logits = D(G.recolor_lab(I_s, P_t), P_t)
+        ab = G(I_s, P_t, P_s)
+        logits = D(G.recolor_lab(I_s, P_t, P_s), P_t)
     # eq. (1): c1 is the deepest (8w at H/16), c4 the shallowest (w at H/2)
     for ci, ch, k in zip(c, (8, 4, 2, 1), (16, 8, 4, 2)):
         assert ci.shape == (n, ch * width, h // k, w // k)

@@ -29,10 +29,16 @@ def ci_run(tmp_path_factory):
     return out, h1, h2, fe_after_phase1, rd_after_phase1, G2
 
 
-def test_losses_finite_and_phase1_e_loss_falls(ci_run):
-    _, h1, h2, *_ = ci_run
-    e1 = [r["loss_e"] for r in h1 if r["phase"] == 1]
+def test_papers_head_phase1_e_loss_falls(tmp_path):
+    _, h = T.train("ci", out=tmp_path, progress=False, steps2=0, head="direct")
+    e1 = [r["loss_e"] for r in h if r["phase"] == 1]
     assert len(e1) >= 3 and e1[-1] < e1[0]
+
+
+def test_losses_finite_and_the_palette_head_beats_the_unchanged_source(ci_run):
+    _, h1, h2, *_ = ci_run
+    val = [r for r in h1 if "val_de00" in r]
+    assert val and all(r["val_de00"] < 0.5 * r["identity_de00"] for r in val)
     for r in h2:
         for k, v in r.items():
             if isinstance(v, float):
@@ -82,7 +88,7 @@ def test_head_differences_name_the_heads():
     old = {k: v for k, v in T.get_config("ci").items() if k != "head"}
     assert T.config_differences(old, T.get_config("ci", head="direct")) == []
     assert T.config_differences(old, T.get_config("ci")) == [
-        "head: checkpoint has 'direct', this run wants 'affine'"]
+        "head: checkpoint has 'direct', this run wants 'palette'"]
 
 
 def test_same_seed_same_history(tmp_path):

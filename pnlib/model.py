@@ -183,7 +183,8 @@ class RecoloringDecoder(nn.Module):
             return self.to_ab(torch.cat([I_s[:, :1], d4], 1))
         prior = self.transfer.prior_logits(I_s, P_s)                       # (N, 6, H, W)
         logits = prior + self.to_ab(torch.cat([I_s, prior, d4], 1))
-        return self.transfer.affine(logits.softmax(1), P_s, P_t)           # (N, 6, H, W): A, β
+        w = self.transfer.smooth(logits.softmax(1), I_s)                    # (N, 6, H, W), Σ_k w_k = 1
+        return self.transfer.affine(w, P_s, P_t)                           # (N, 6, H, W): A, β
 
 
 class PaletteTransfer(nn.Module):
@@ -205,10 +206,29 @@ class PaletteTransfer(nn.Module):
     (A, β) in normalised units (see :func:`apply_affine`), so it upsamples like the affine head's.
     """
 
-    def __init__(self, eps: float = 2.0, rho_max: float = 2.0, tau: float = 0.25):
+    def __init__(self, eps: float = 2.0, rho_max: float = 2.0, tau: float = 0.25, radius: float = 1 / 72,
+                 guide_eps: float = 1e-2):
         super().__init__()
-        self.eps, self.rho_max = eps, rho_max
+        self.eps, self.rho_max, self.radius, self.guide_eps = eps, rho_max, radius, guide_eps
         self.log_tau = nn.Parameter(torch.tensor(float(tau)).log())
+
+    def smooth(self, w, I_s):
+        """The weights, edge-aware smoothed: a guided filter (He et al. 2010) with the source's L as guide.
+
+        Per pixel, w is replaced by the best local linear function of L over a (2r+1)² window, averaged:
+        in flat regions sensor noise no longer flips a pixel between two entries (speckle, bands), while
+        a step of L (an object's edge) still steps the weights. Σ_k w_k = 1 is kept (the filter is linear
+        and maps a constant to itself). r = the long side × ``radius`` (6 px at 288×432), so a photo
+        is smoothed alike at any size; ``radius`` 0 turns it off.
+        """
+        r = round(self.radius * max(w.shape[-2:]))
+        if r <= 0:
+            return w
+        g = I_s[:, :1]
+        mg, mw = box_mean(g, r), box_mean(w, r)
+        a = (box_mean(g * w, r) - mg * mw) / (box_mean(g * g, r) - mg * mg + self.guide_eps)
+        b = mw - a * mg
+        return box_mean(a, r) * g + box_mean(b, r)
 
     def prior_logits(self, I_s, P_s):
         """-|I_s(x) - P_s,k|² / (2 (τσ)²) in raw LAB: (N, 6, H, W)."""
@@ -240,6 +260,21 @@ class PaletteTransfer(nn.Module):
         per_entry = torch.stack([re, -im, im, re, c_a, c_b], -1)               # (N, 6 entries, 6)
         A11, A12, A21, A22, b1, b2 = torch.einsum("nkhw,nkj->njhw", w, per_entry).unbind(1)
         return _affine_to_normalised(A11, A12, A21, A22, b1, b2)
+
+
+def box_mean(x, r: int):
+    """Mean of x (N, C, H, W) over the (2r+1)² window around each pixel, clipped at the borders.
+
+    Summed-area tables (cumulative sums), so the cost does not grow with r.
+    """
+    def along(x, dim):
+        n = x.shape[dim]
+        c = F.pad(x.cumsum(dim), (1, 0) if dim == -1 else (0, 0, 1, 0))
+        hi = torch.arange(n, device=x.device).add(r + 1).clamp(max=n)
+        lo = torch.arange(n, device=x.device).sub(r).clamp(min=0)
+        return (c.index_select(dim, hi) - c.index_select(dim, lo)) / (hi - lo).to(x.dtype).view(
+            (-1, 1) if dim == -2 else (-1,))
+    return along(along(x, -1), -2)
 
 
 def _lab_scale_offset():

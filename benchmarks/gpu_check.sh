@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Every GPU measurement of this project in one call (issue: GPU), for a lent one-GPU machine.
-# Prepared here, before the call (the GPU machine has torch but not the notebook stack):
-#   echo /.whl/ >> .git/info/exclude
+# Every GPU measurement of this project in one script, for a machine with one GPU.
+# Run from the repository root: bash benchmarks/gpu_check.sh
+# If that machine has torch but not the notebook stack and no network, put the wheels in .whl/ first
+# (they are installed from there, nothing is downloaded), e.g. on a machine with network:
 #   python3 -m pip download --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-#     -d .whl papermill nbclient ipykernel ipywidgets nbval   # checked: 56 wheels, 22 MB, none missing
-# Then: run(command="bash benchmarks/gpu_check.sh", carry=[".whl"], timeout_s=590)
+#     -d .whl papermill nbclient ipykernel ipywidgets nbval
 # Writes everything under $OUT (default runs/gpu); the shipped checkpoint candidate is $OUT/palettenet_full.pt.
 set -uo pipefail
 OUT=${OUT:-runs/gpu}

@@ -1,10 +1,12 @@
 """pnlib: a small, readable implementation of PaletteNet (Cho et al., CVPR Workshops 2017).
 
-Layers, lowest first (a module imports only those above it in this list):
-color -> palette -> data -> model -> losses -> metrics -> train -> inference -> baselines ->
-evaluate -> viz -> widgets -> runner, bench.
-(`inference` holds `load_model` and `recolor`; a module named `recolor` would shadow the function.)
-See DESIGN.md in the project notes and README.md.
+Layers, lowest first (a module imports only modules before it in this list; tests/test_layers.py
+reads the imports and checks it):
+config -> color -> palette -> photos -> data -> model -> checkpoint -> losses -> metrics ->
+inference -> baselines -> evaluate -> train -> viz -> widgets -> runner -> bench -> __main__.
+(`inference` holds `load_model` and `recolor`; a module named `recolor` would shadow the function.
+It sits below `train`, so recolouring a photo never loads the training loop.) See README.md,
+"Notes for maintainers".
 """
 __all__ = ["load_model", "recolor"]
 

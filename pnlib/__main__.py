@@ -1,8 +1,18 @@
-"""Command line: ``python -m pnlib {run-notebooks,train,recolor,eval,bench,summary,export} ...``."""
+"""Command line: ``python -m pnlib {run-notebooks,train,recolor,eval,bench,summary,export} ...``.
+
+Every command reports a user error (a missing file, a bad palette, a foreign checkpoint, a NaN loss)
+the same way, in :func:`main`: one line ``error: ...`` on stderr, no traceback, exit status 2.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from .config import PRESET_NAMES
+
+#: The errors a user can fix; anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)  # CheckpointMismatch is a ValueError
 
 
 def _train(a) -> int:
@@ -21,14 +31,47 @@ def _run_notebooks(a) -> int:
     return 0 if all(r["ok"] for r in results) else 1
 
 
-def _recolor(a) -> int:
-    from .inference import cli_recolor
+def _check_output(path: Path) -> None:
+    from PIL import Image
 
-    return cli_recolor(a)
+    ext = path.suffix.lower()
+    if ext not in Image.registered_extensions():
+        raise ValueError(f"cannot write {path}: unknown image type {ext or '(no extension)'!r}; "
+                         "use .png or .jpg")
+    if path.is_dir():
+        raise ValueError(f"cannot write {path}: it is a folder")
+    if not path.parent.is_dir():
+        raise ValueError(f"cannot write {path}: the folder {path.parent} does not exist")
+
+
+def _recolor(a) -> int:
+    """``recolor IMAGE (--palette P | --palette-from OTHER) -o OUT [--checkpoint C]``: writes OUT, same size.
+
+    User errors (exit 2, see :func:`main`): a missing or unreadable image, a bad palette (the message
+    names the entry), a missing or foreign checkpoint, an output path that cannot be written.
+    """
+    from PIL import Image
+
+    from .inference import cached_model, load_image, palette_of, recolor
+    from .palette import format_palette, parse_palette
+
+    out = Path(a.output).expanduser()
+    _check_output(out)
+    rgb = load_image(a.image)
+    palette = palette_of(a.palette_from) if getattr(a, "palette_from", None) else parse_palette(a.palette)
+    model = cached_model(getattr(a, "checkpoint", None), getattr(a, "device", None) or "auto")
+    result = recolor(rgb, palette, model=model)
+    try:
+        Image.fromarray(result).save(out)
+    except OSError as e:
+        raise ValueError(f"cannot write {out}: {e.strerror or e}") from None
+    h, w = result.shape[:2]
+    print(f"wrote {out} ({w}x{h}) recolored to {' '.join(format_palette(palette))}")
+    return 0
 
 
 def _export(a) -> int:
-    from .train import export_model
+    from .checkpoint import export_model
 
     dest = export_model(a.checkpoint, a.dest, command=a.command)
     print(f"wrote {dest} and {dest.with_suffix('.json')}")
@@ -36,18 +79,50 @@ def _export(a) -> int:
 
 
 def _summary(a) -> int:
+    from .config import get_config
     from .model import Discriminator, PaletteNet, summary
-    from .train import get_config
 
     cfg = get_config(a.preset)
-    print(summary(PaletteNet(cfg["width"], cfg["head"]), Discriminator(cfg["d_width"]), size=tuple(a.size)))
+    print(summary(PaletteNet.from_config(cfg), Discriminator.from_config(cfg), size=tuple(a.size)))
     return 0
 
 
 def _eval(a) -> int:
-    from .evaluate import cli_eval
+    """``eval [--checkpoint PATH] [--data bundled|FOLDER[,FOLDER...]] [--size H W] [--out FILE.json]``.
 
-    return cli_eval(a)
+    Prints which checkpoint (and, for a training checkpoint, its step), the Markdown table and the
+    runtime; writes the JSON (default ``runs/eval/<checkpoint stem>.json``).
+    """
+    from .checkpoint import read_checkpoint
+    from .config import arch_value
+    from .data import data_sources
+    from .evaluate import DEFAULT_SIZE, default_checkpoint, evaluate, json_path, save_json, to_markdown
+    from .inference import load_model
+
+    ckpt = Path(a.checkpoint).expanduser() if a.checkpoint else default_checkpoint()
+    if not ckpt.is_file():
+        hint = "" if a.checkpoint else " (no runs/quick/checkpoint.pt and no shipped checkpoint)"
+        raise FileNotFoundError(f"no checkpoint at {ckpt}{hint}")
+    data = a.data or "bundled"
+    data_sources(data)  # a missing folder: a clear error before any work
+    state = read_checkpoint(ckpt)
+    cfg, step = state.get("config") or {}, state.get("step")
+    total = (cfg.get("steps1") or 0) + (cfg.get("steps2") or 0)
+    done = "" if step is None or not total else \
+        f", step {step} of {total}" + ("" if step >= total else ": training NOT finished")
+    print(f"checkpoint: {ckpt} (preset {cfg.get('preset')!r}, width {cfg.get('width')}, "
+          f"head {arch_value(cfg, 'head')}{done})")
+    model = load_model(ckpt, device=getattr(a, "device", None) or "auto")
+    size = tuple(a.size) if a.size else DEFAULT_SIZE
+    results = evaluate(model, data=data, size=size, split_seed=int(cfg.get("seed", 0) or 0),
+                       checkpoint=str(ckpt), progress=True)
+    out = Path(a.out).expanduser() if a.out else json_path(ckpt)
+    print()
+    print(to_markdown(results))
+    print()
+    save_json(results, out)
+    print(f"eval took {results['timing']['total_s']:.1f} s; wrote {out}")
+    return 0
 
 
 def _bench(a) -> int:
@@ -56,21 +131,19 @@ def _bench(a) -> int:
     return bench.main(a)
 
 
-def main(argv=None) -> int:
+def _training_parsers(sub) -> None:
+    """``run-notebooks`` and ``train``: the commands that take a preset."""
     from .model import HEADS
 
-    p = argparse.ArgumentParser(prog="python -m pnlib", description="PaletteNet teaching repository")
-    sub = p.add_subparsers(dest="cmd", required=True)
-
     r = sub.add_parser("run-notebooks", help="run every notebook headless (papermill) on a preset")
-    r.add_argument("--preset", default="quick", choices=["ci", "quick", "full"])
+    r.add_argument("--preset", default="quick", choices=PRESET_NAMES)
     r.add_argument("--out", help="folder for the executed notebooks (default runs/<preset>/)")
     r.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 01 03")
     r.add_argument("--save-figs", action="store_true", help="let the notebooks write figures/")
     r.set_defaults(fn=_run_notebooks)
 
     t = sub.add_parser("train", help="train PaletteNet (both phases; resumes from the run folder)")
-    t.add_argument("--preset", default="quick", choices=["ci", "quick", "full"])
+    t.add_argument("--preset", default="quick", choices=PRESET_NAMES)
     t.add_argument("--out", help="run folder (default runs/<preset>/)")
     t.add_argument("--until-phase", type=int, default=2, choices=[1, 2])
     t.add_argument("--steps1", type=int, help="override the preset's phase-1 steps")
@@ -80,12 +153,16 @@ def main(argv=None) -> int:
     t.add_argument("--data", help="'bundled' (default), a folder of photos, or several joined by commas "
                                   "(bundled,DIR,DIR)")
     t.add_argument("--seed", type=int)
-    t.add_argument("--head", choices=list(HEADS),
-                   help="RD's output: 'palette' (default, ours: palette correspondence), 'affine' (ours) or 'direct' (the paper's tanh)")
+    t.add_argument("--head", choices=HEADS,
+                   help="RD's output: 'palette' (default, ours: palette correspondence), 'affine' (ours) "
+                        "or 'direct' (the paper's tanh)")
     t.add_argument("--lr", type=float, help="override the preset's Adam learning rate")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=_train)
 
+
+def _model_parsers(sub) -> None:
+    """``recolor``, ``export``, ``summary``, ``eval``, ``bench``: the commands that use a model."""
     rc = sub.add_parser("recolor", help="recolor a photo to a 6-colour palette")
     rc.add_argument("image", help="input photo (jpg, png, ...)")
     src = rc.add_mutually_exclusive_group(required=True)
@@ -103,7 +180,7 @@ def main(argv=None) -> int:
     e.set_defaults(fn=_export)
 
     s = sub.add_parser("summary", help="parameters and GFLOPs of a preset's networks")
-    s.add_argument("--preset", default="full", choices=["ci", "quick", "full"])
+    s.add_argument("--preset", default="full", choices=PRESET_NAMES)
     s.add_argument("--size", type=int, nargs=2, default=[288, 432], metavar=("H", "W"))
     s.set_defaults(fn=_summary)
 
@@ -120,10 +197,16 @@ def main(argv=None) -> int:
     b.add_argument("--train", action="store_true", help="also the training throughput benchmark")
     b.set_defaults(fn=_bench)
 
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pnlib", description="PaletteNet teaching repository")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    _training_parsers(sub)
+    _model_parsers(sub)
     a = p.parse_args(argv)
     try:
         return a.fn(a)
-    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+    except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

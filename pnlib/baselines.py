@@ -8,14 +8,11 @@ it recolours with one global colour transfer function, blind to where a pixel is
 - :func:`identity`: the source unchanged, the "do nothing" bound of an evaluation protocol.
 - :func:`oracle`: the exact hue shift of eq. (10), the ground truth of protocol A (its floor, ΔE00 0).
 - :func:`chang_palette`, :func:`chang_recolor`: Chang et al.'s palette extraction and colour transfer,
-  written from the paper's description (compact, CPU, no GUI). :func:`bench_chang` times it.
+  written from the paper's description (compact, CPU, no GUI). ``python -m pnlib bench chang`` times it.
 """
 from __future__ import annotations
 
-import statistics
-import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -23,7 +20,7 @@ from .color import hue_shift, lab_to_rgb, rgb_to_lab
 from .palette import parse_palette
 
 __all__ = ["identity", "oracle", "chang_palette", "chang_target_luminance", "chang_luminance_curve",
-           "chang_transfer_lab", "chang_recolor", "bench_chang"]
+           "chang_transfer_lab", "chang_recolor"]
 
 #: Chang et al.'s palette seeding: a chosen colour attenuates the weight of bins near it, σ_a = 80 (LAB).
 CHANG_SIGMA_A = 80.0
@@ -284,29 +281,3 @@ def chang_recolor(rgb: torch.Tensor, source_palette, target_palette, grid: int |
     device = rgb.device
     out = _recolor_one(rgb.detach().cpu(), rgb_to_lab(src, dim=-1), rgb_to_lab(tgt, dim=-1), grid)
     return out.to(device)
-
-
-# ------------------------------------------------------------------------------------------------ bench
-def bench_chang(repeats: int = 5, grid: int = 16) -> float:
-    """Time :func:`chang_recolor` on a 432×288 photo (skimage's astronaut) with 2 threads; print, return s.
-
-    The source palette is :func:`chang_palette` of the photo, the target its 120° hue shift; the time is
-    the median of ``repeats`` runs of the recolouring alone.
-    """
-    from skimage import data
-    from skimage.transform import resize
-
-    torch.set_num_threads(2)
-    img = resize(data.astronaut(), (288, 432), anti_aliasing=True).astype(np.float32)
-    rgb = torch.from_numpy(img).permute(2, 0, 1).contiguous()
-    src = chang_palette(rgb)
-    tgt = lab_to_rgb(hue_shift(src, 120.0, dim=-1), dim=-1, clip=True)
-    chang_recolor(rgb, src, tgt, grid=grid)   # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        chang_recolor(rgb, src, tgt, grid=grid)
-        times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    print(f"chang 432x288: {med:.3f} s")
-    return med

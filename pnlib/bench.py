@@ -1,22 +1,81 @@
-"""Benchmarks that print numbers (`python -m pnlib bench`). Speed targets are shown here, never by timed tests."""
+"""Benchmarks that print numbers (`python -m pnlib bench`). Speed targets are shown here, never by timed tests.
+
+Every benchmark times with :func:`timeit` (median of repeats after a warm-up), runs with a fixed number
+of torch threads (:func:`pnlib.config.torch_threads`, restored afterwards) and prints :func:`busy_note`
+beside its number when other processes compete for the CPU. The top layer: it imports what it times.
+"""
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
+import numpy as np
 import torch
 
+from .config import SHIPPED, torch_threads
 
-def timeit(fn, repeat: int = 5, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeat`` runs after ``warmup`` runs."""
+
+def timeit(fn, repeat: int = 5, warmup: int = 1, sync=None) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeat`` runs after ``warmup`` runs.
+
+    ``sync``: a device to wait for (CUDA runs asynchronously) before each clock reading.
+    """
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeat):
+        _sync(sync)
         t0 = time.perf_counter()
         fn()
+        _sync(sync)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def _sync(device):
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def busy_note() -> str:
+    """A warning to print beside a timing when other processes compete for the CPU, else "".
+
+    With torch's threads on every core, a busy machine does not slow a run down a little but a lot:
+    each of the hundreds of small parallel ops waits for a descheduled thread (seen here: 10-30x).
+    Linux only: the running-thread count of /proc/loadavg, sampled while this process is idle.
+    """
+    try:
+        counts = []
+        for _ in range(5):
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)  # minus the reading thread
+            time.sleep(0.02)
+    except (OSError, ValueError, IndexError):
+        return ""
+    others = statistics.median(counts)
+    return (f"  [busy machine: {others:g} other running threads on {os.cpu_count()} cores; timing unreliable]"
+            if others >= 1 else "")
+
+
+def bench_photo(size=(288, 432)) -> np.ndarray:
+    """The bundled astronaut photo resized to ``size = (H, W)``, uint8 (H, W, 3)."""
+    from skimage import data, transform
+
+    a = transform.resize(data.astronaut(), size, anti_aliasing=True)
+    return (a * 255).round().astype(np.uint8)
+
+
+def bench_model(width: int = 16):
+    """The model the benchmarks time: the shipped one on the CPU, else a fresh PaletteNet(width)."""
+    from .inference import load_model, optimize_for_inference
+    from .model import PaletteNet
+
+    if SHIPPED.is_file():
+        return load_model(SHIPPED, "cpu"), f"shipped checkpoint {SHIPPED.name}"
+    torch.manual_seed(0)
+    model = optimize_for_inference(PaletteNet(width).eval())
+    return model, f"a fresh PaletteNet({width}) (no shipped checkpoint yet; speed does not depend on the weights)"
 
 
 def bench_hue_shift(size=(288, 432), threads: int = 2) -> dict:
@@ -26,7 +85,6 @@ def bench_hue_shift(size=(288, 432), threads: int = 2) -> dict:
 
     from .color import hue_shift
 
-    torch.set_num_threads(threads)
     rgb = transform.resize(data.astronaut(), size, anti_aliasing=True)
     angles = torch.arange(18, dtype=torch.float32) * 20
     one = torch.tensor(rgb, dtype=torch.float32).permute(2, 0, 1)[None]
@@ -52,7 +110,8 @@ def bench_hue_shift(size=(288, 432), threads: int = 2) -> dict:
             h[..., 0] = (h[..., 0] + a / 360) % 1
             np.concatenate([L, skc.rgb2lab(skc.hsv2rgb(h))[..., 1:]], -1)
 
-    t_ours, t_sk, t_hoist = timeit(ours, 10, warmup=2), timeit(skimage_loop, 5), timeit(skimage_hoisted, 5)
+    with torch_threads(threads):
+        t_ours, t_sk, t_hoist = timeit(ours, 10, warmup=2), timeit(skimage_loop, 5), timeit(skimage_hoisted, 5)
     print(f"hue_shift x18 at {size[0]}x{size[1]} ({threads} threads): pnlib {t_ours:.3f} s; skimage loop of "
           f"eq. (10) {t_sk:.3f} s: {t_sk / t_ours:.1f}x (target >= 5x); skimage loop with L and HSV "
           f"hoisted {t_hoist:.3f} s: {t_hoist / t_ours:.1f}x")
@@ -61,31 +120,15 @@ def bench_hue_shift(size=(288, 432), threads: int = 2) -> dict:
 
 def main(args) -> int:
     """`python -m pnlib bench [what ...] [--train]`."""
-    what = set(args.what) or {"color", "sampler", "chang", "recolor", "widget"}
+    benches = {"color": bench_hue_shift, "sampler": bench_sampler, "chang": bench_chang,
+               "recolor": bench_recolor, "widget": bench_widget, "train": bench_train}
+    what = set(args.what) or set(benches) - {"train"}
     if args.train:
         what.add("train")
-    if "color" in what:
-        bench_hue_shift()
-    if "sampler" in what:
-        from .data import bench_sampler
-        bench_sampler()
-    if "chang" in what:
-        from .baselines import bench_chang
-        bench_chang()
-    if "recolor" in what:
-        from .inference import bench_recolor
-        bench_recolor()
-    if "widget" in what:
-        from .widgets import bench_widget
-        bench_widget()
-    if "train" in what:
-        bench_train()
+    for name, bench in benches.items():  # in this order, whatever the order asked
+        if name in what:
+            bench()
     return 0
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def matmul_peak_tflops(device, n: int | None = None, repeat: int = 10) -> float:
@@ -94,13 +137,7 @@ def matmul_peak_tflops(device, n: int | None = None, repeat: int = 10) -> float:
     n = n or (8192 if device.type == "cuda" else 1024)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        a @ b
-    _sync(device)
-    return 2 * n ** 3 * repeat / (time.perf_counter() - t0) / 1e12
+    return 2 * n ** 3 / timeit(lambda: a @ b, repeat, sync=device) / 1e12
 
 
 def bench_train(preset: str | None = None, steps: int = 20, warmup: int = 3, **overrides) -> dict:
@@ -112,8 +149,9 @@ def bench_train(preset: str | None = None, steps: int = 20, warmup: int = 3, **o
     import tempfile
     from pathlib import Path
 
+    from .config import get_config
     from .model import _gflops
-    from .train import _autocast, build_run, enable_tf32, freeze_encoder, get_config, phase1_step, phase2_step
+    from .train import _autocast, build_run, enable_tf32, freeze_encoder, phase1_step, phase2_step
 
     device_probe = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     preset = preset or ("full" if device_probe.type == "cuda" else "quick")
@@ -123,14 +161,7 @@ def bench_train(preset: str | None = None, steps: int = 20, warmup: int = 3, **o
     enable_tf32(dev)
 
     def timed(fn, n):
-        for _ in range(warmup):
-            fn()
-        _sync(dev)
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        _sync(dev)
-        return (time.perf_counter() - t0) / n
+        return timeit(fn, n, warmup, sync=dev)
 
     t_sample = timed(lambda: run.sampler.sample(with_o=False), steps)
     t_p1 = timed(lambda: phase1_step(run, run.sampler.sample(with_o=False)), steps)
@@ -152,11 +183,95 @@ def bench_train(preset: str | None = None, steps: int = 20, warmup: int = 3, **o
            "phase1_img_s": B / t_p1, "phase2_img_s": B / t_p2, "inference_img_s": B / t_inf,
            "sampler_share_phase1": t_sample / t_p1, "gflop_forward_per_image": gflop_fwd,
            "matmul_peak_tflops": peak, "phase1_tflops": achieved, "fraction_of_peak": achieved / peak}
-    print(f"training bench on {res['device']}, preset {preset} ({H}x{W}, batch {B}, width {cfg['width']}):")
+    _print_train(res, dev)
+    return res
+
+
+def _print_train(res: dict, dev: torch.device) -> None:
+    (H, W), B = res["size"], res["batch"]
+    print(f"training bench on {res['device']}, preset {res['preset']} ({H}x{W}, batch {B}, width {res['width']}):")
     print(f"  phase 1: {res['phase1_img_s']:.1f} images/s   phase 2: {res['phase2_img_s']:.1f} images/s   "
           f"inference: {res['inference_img_s']:.1f} images/s")
     print(f"  sampler: {100 * res['sampler_share_phase1']:.1f}% of a phase-1 step")
-    print(f"  {gflop_fwd:.2f} GFLOP per forward image; phase 1 runs at {achieved:.2f} TFLOP/s = "
-          f"{100 * res['fraction_of_peak']:.1f}% of the measured matmul peak ({peak:.2f} TFLOP/s, "
-          f"{'bf16' if dev.type == 'cuda' else 'fp32'})")
-    return res
+    print(f"  {res['gflop_forward_per_image']:.2f} GFLOP per forward image; phase 1 runs at "
+          f"{res['phase1_tflops']:.2f} TFLOP/s = {100 * res['fraction_of_peak']:.1f}% of the measured matmul "
+          f"peak ({res['matmul_peak_tflops']:.2f} TFLOP/s, {'bf16' if dev.type == 'cuda' else 'fp32'})")
+
+
+def bench_sampler(sizes=((96, 144), (288, 432)), batch_size: int = 16, n: int = 20, threads: int = 2
+                  ) -> list[dict]:
+    """Time :meth:`pnlib.data.PairSampler.sample` on the CPU over the bundled training photos.
+
+    Prints ``sampler HxW batch B: X batches/s`` per size and returns one dict per size. (On a machine
+    whose cores are busy with other work, 2 threads can be many times slower than 1: torch's threads
+    wait on each other. Compare with ``threads=1`` there.)
+    """
+    from .data import PairSampler, load_pairs, split_pairs
+
+    with torch_threads(threads):
+        train, _ = split_pairs(load_pairs("bundled"))
+        results = []
+        for H, W in sizes:
+            sampler = PairSampler(train, size=(H, W), batch_size=batch_size, seed=0)
+            t = timeit(sampler.sample, n, warmup=2)
+            print(f"sampler {H}x{W} batch {batch_size}: {1 / t:.1f} batches/s{busy_note()}")
+            results.append({"size": (H, W), "batch_size": batch_size, "n": n, "seconds": t * n,
+                            "batches_per_s": 1 / t, "threads": threads})
+        return results
+
+
+def bench_chang(repeats: int = 5, grid: int = 16, threads: int = 2) -> float:
+    """Time :func:`pnlib.baselines.chang_recolor` on a 432×288 photo (skimage's astronaut); print, return s.
+
+    The source palette is :func:`~pnlib.baselines.chang_palette` of the photo, the target its 120° hue
+    shift; the time is the median of ``repeats`` runs of the recolouring alone.
+    """
+    from .baselines import chang_palette, chang_recolor
+    from .color import hue_shift, lab_to_rgb
+
+    with torch_threads(threads):
+        rgb = torch.from_numpy(bench_photo((288, 432)).astype(np.float32) / 255).permute(2, 0, 1).contiguous()
+        src = chang_palette(rgb)
+        tgt = lab_to_rgb(hue_shift(src, 120.0, dim=-1), dim=-1, clip=True)
+        med = timeit(lambda: chang_recolor(rgb, src, tgt, grid=grid), repeats)
+    print(f"chang 432x288: {med:.3f} s{busy_note()}")
+    return med
+
+
+def bench_recolor(sizes=((288, 432), (432, 288)), repeat: int = 5, threads: int = 2) -> list[dict]:
+    """Latency of :func:`pnlib.recolor` end to end (uint8 array in, uint8 array out), median of ``repeat``.
+
+    Prints ``recolor HxW (2 threads): X s`` per size (H×W: 288x432 is landscape, 432x288 portrait);
+    the target is 0.15 s for the width-16 model on a 2-core laptop CPU.
+    """
+    from .inference import recolor
+
+    with torch_threads(threads):
+        model, what = bench_model()
+        print(f"recolor benchmark: {what}, width {model.width}")
+        palette = "#264653,#2a9d8f,#e9c46a,#f4a261,#e76f51,#f1faee"
+        results = []
+        for H, W in sizes:
+            img = bench_photo((H, W))
+            t = timeit(lambda: recolor(img, palette, model=model), repeat)
+            print(f"recolor {H}x{W} ({threads} threads): {t:.3f} s (target <= 0.15 s){busy_note()}")
+            results.append({"size": (H, W), "seconds": t, "threads": threads, "model": what})
+        return results
+
+
+def bench_widget(preview: int = 256, repeat: int = 20, threads: int = 2) -> dict:
+    """One palette-slider update on a 432×288 (W×H) photo: RD at the preview size + upsample + PNG encode.
+
+    Prints ``widget update at preview N (2 threads): X ms`` (median of ``repeat``; target <= 100 ms).
+    """
+    from .widgets import PaletteControl
+
+    with torch_threads(threads):
+        model, what = bench_model()
+        w = PaletteControl(bench_photo((288, 432)), model=model, preview=preview)
+        P_t = w.palette_lab_norm()
+        ms = 1000 * timeit(lambda: w.render_png(P_t), repeat)
+        print(f"widget update at preview {preview} ({threads} threads): {ms:.1f} ms "
+              f"(432x288 photo, RD at {w.preview_size[1]}x{w.preview_size[0]}, {what}; target <= 100 ms)"
+              f"{busy_note()}")
+        return {"preview": preview, "ms": ms, "threads": threads, "model": what}

@@ -133,6 +133,11 @@ def denormalize_lab(lab_norm: torch.Tensor, dim: int = -3) -> torch.Tensor:
     return (lab_norm + 1.0) * 0.5 * (hi - lo) + lo
 
 
+def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
+    """Float sRGB (any shape) -> uint8 0-255 of the same shape: clipped to [0, 1], rounded to nearest."""
+    return rgb.clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8)
+
+
 def _ranges(x: torch.Tensor, dim: int):
     shape = [1] * x.ndim
     shape[dim] = 3

@@ -12,10 +12,10 @@ auto-encoder. N_a x N_a x N tuples are possible. For the adversarial phase (§3.
 (I_s, P_t, I_t, I_o, P_o), where (I_o, P_o) is a further *unshifted* pair drawn from D_orig. Images are
 flipped horizontally with probability 0.5 (§3.3).
 
-This module builds that, offline and from any photos (DESIGN.md, "Data"):
+This module builds that, offline and from any photos:
 
-* :func:`bundled_photos`: eight photos that ship inside scikit-image, scikit-learn and matplotlib.
-* :func:`folder_photos`: a folder of your own photos, with an optional palettes file.
+* :func:`pnlib.photos.bundled_photos`: eight photos that ship inside scikit-image, scikit-learn and
+  matplotlib; :func:`pnlib.photos.folder_photos`: a folder of your own photos, with a palettes file.
 * :func:`load_pairs`: either source -> D_orig as a ``list[Pair]``; a palette missing from the palettes
   file is extracted (:func:`pnlib.palette.extract_palette`) and cached on disk.
 * :func:`split_pairs`: an image-level train / validation split, made *before* any augmentation, so no
@@ -30,13 +30,11 @@ images ``(B, 3, H, W)``, palettes ``(B, 6, 3)``.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
 import os
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,29 +44,18 @@ import torch
 import torch.nn.functional as F
 
 from .color import hue_shift, normalize_lab, rgb_to_lab
-from .palette import extract_palette, format_palette, parse_palette
+from .config import CACHE_DIR
+from .palette import extract_palette, format_palette, palette_lab_norm, parse_palette
+from .photos import MAX_SIDE, _downsize, bundled_photos, folder_photos
 
 #: The N_a = 18 hue shifts of §4.1, in degrees: 0, 20, ..., 340.
 SHIFTS = tuple(range(0, 360, 20))
-#: File name endings read from a photo folder (case-insensitive).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-#: Images with a side shorter than this are skipped (with a warning).
-MIN_SIDE = 32
-#: Images whose long side is longer than this are downsized once, on load (keeps memory small).
-MAX_SIDE = 1024
-#: The palette file looked for in a photo folder when none is given.
-PALETTES_FILE = "palettes.csv"
-#: The names of the eight bundled photos, in load order.
-BUNDLED_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "china", "flower",
-                 "grace_hopper")
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CACHE_DIR = REPO_ROOT / "runs" / "cache" / "palettes"
+DEFAULT_CACHE_DIR = CACHE_DIR
 
 # extract_palette's parameters, part of the cache key: a change here recomputes every palette.
 _EXTRACT_PARAMS = {"k": 6, "seed": 0, "max_pixels": 20000, "iters": 30}
 _CACHE_VERSION = 1
-_HEADER_WORDS = {"filename", "file", "image", "name", "path"}
+
 
 
 @dataclass
@@ -88,224 +75,8 @@ class Pair:
 
 
 # --------------------------------------------------------------------------------------------------
-# Sources
+# D_orig: pairs, palettes, the split
 # --------------------------------------------------------------------------------------------------
-
-def bundled_photos() -> list[tuple[str, np.ndarray]]:
-    """The eight photos that ship inside installed packages (no network) -> ``[(name, uint8 (H, W, 3))]``.
-
-    scikit-image: astronaut, chelsea, coffee, rocket, stereo_motorcycle (the left view: skimage returns
-    ``(left, right, disparity)``); scikit-learn ``load_sample_images``: china, flower; matplotlib's
-    sample data: grace_hopper. All are files inside the installed wheels.
-    """
-    import skimage.data as skd
-    from matplotlib import cbook
-    from PIL import Image
-    from sklearn.datasets import load_sample_images
-
-    out = [(n, getattr(skd, n)()) for n in ("astronaut", "chelsea", "coffee", "rocket")]
-    out.append(("stereo_motorcycle", skd.stereo_motorcycle()[0]))
-    sk = load_sample_images()
-    for fname, img in zip(sk.filenames, sk.images):
-        out.append((Path(fname).stem, img))
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        out.append(("grace_hopper", np.asarray(Image.open(f).convert("RGB"))))
-    assert tuple(n for n, _ in out) == BUNDLED_NAMES, [n for n, _ in out]
-    return [(n, np.ascontiguousarray(a[..., :3], dtype=np.uint8)) for n, a in out]
-
-
-def _pil_to_float(im) -> np.ndarray:
-    """A PIL image of any common mode -> float32 ``(H, W, 3)`` sRGB in [0, 1] (rules: :func:`folder_photos`)."""
-    mode = im.mode
-    if mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    elif mode == "PA":
-        im = im.convert("RGBA")
-    elif mode == "1":
-        im = im.convert("L")
-    elif mode in ("RGBa", "La"):  # premultiplied alpha
-        im = im.convert("RGBA" if mode == "RGBa" else "LA")
-    elif mode in ("RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
-        im = im.convert("RGB")
-    mode = im.mode
-    if mode.startswith("I;16"):  # 16-bit grayscale (e.g. a 16-bit PNG)
-        a = np.asarray(im).astype(np.float32) / 65535.0
-    elif mode == "I":  # 32-bit integer: taken as 16-bit data (how 16-bit images reach this mode)
-        a = np.clip(np.asarray(im, dtype=np.float64) / 65535.0, 0, 1).astype(np.float32)
-    elif mode == "F":  # float: [0, 1] if it fits, else 0-255, else 0-65535
-        a = np.asarray(im, dtype=np.float32)
-        top = float(np.nanmax(a)) if a.size else 0.0
-        a = np.clip(np.nan_to_num(a / (1.0 if top <= 1 else 255.0 if top <= 255 else 65535.0)), 0, 1)
-    elif mode in ("L", "LA", "RGB", "RGBA"):
-        a = np.asarray(im).astype(np.float32) / 255.0
-    else:  # anything else Pillow can convert
-        a = np.asarray(im.convert("RGB")).astype(np.float32) / 255.0
-    if a.ndim == 3 and a.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(f"cannot read {a.shape[-1]} channels (mode {mode})")
-    return to_rgb3(a)
-
-
-def to_rgb3(a: np.ndarray) -> np.ndarray:
-    """Float ``(H, W)`` or ``(H, W, 1-4)`` in [0, 1] -> ``(H, W, 3)``: grey repeated, alpha over white.
-
-    Compositing over white: rgb * alpha + 1 * (1 - alpha) (gray + alpha likewise).
-    """
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.shape[-1] in (2, 4):
-        alpha = a[..., -1:]
-        a = a[..., :-1] * alpha + (1.0 - alpha)
-    if a.shape[-1] == 1:
-        a = np.repeat(a, 3, axis=-1)
-    return np.ascontiguousarray(a, dtype=np.float32)
-
-
-def read_image(path) -> np.ndarray:
-    """Read one photo with Pillow -> float32 ``(H, W, 3)`` sRGB in [0, 1] (rules: :func:`folder_photos`)."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as im:
-        im.load()
-        try:
-            im = ImageOps.exif_transpose(im)
-        except Exception:  # a broken EXIF block: keep the pixels as stored
-            pass
-        return _pil_to_float(im)
-
-
-def read_palettes_file(path) -> dict[str, tuple[torch.Tensor, int]]:
-    """Read a palettes CSV -> ``{relative filename: ((6, 3) RGB palette, line number)}``.
-
-    Format (UTF-8, comma separated): each row is a filename relative to the photo folder ('/'
-    separators), then six colours, as :func:`pnlib.palette.parse_palette` reads them (``#rrggbb``,
-    ``#rgb`` or CSS names)::
-
-        # lines starting with '#' are comments; blank lines are ignored
-        filename, c1, c2, c3, c4, c5, c6          <- optional header (first cell filename/file/image/name/path)
-        beach/sunset.jpg, #e63946, #f1faee, #a8dadc, #457b9d, #1d3557, #ffb703
-
-    A malformed row (wrong number of colours, a bad colour, no filename, a repeated filename) raises
-    ``ValueError`` naming the file, the line number and the problem.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"palettes file not found: {path}")
-    out: dict[str, tuple[torch.Tensor, int]] = {}
-    first = True
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        fields = [f.strip() for f in next(csv.reader([line], skipinitialspace=True))]
-        while fields and not fields[-1]:
-            fields.pop()
-        if first and fields and fields[0].lower() in _HEADER_WORDS:
-            first = False
-            continue
-        first = False
-        where = f"{path}, line {lineno}"
-        if not fields or not fields[0]:
-            raise ValueError(f"{where}: the row has no filename (want: filename, then 6 colours)")
-        name = _norm_rel(fields[0])
-        try:
-            pal = parse_palette(",".join(fields[1:]))
-        except ValueError as e:
-            raise ValueError(f"{where} ({fields[0]}): {e}") from None
-        if name in out:
-            raise ValueError(f"{where}: {fields[0]!r} already has a palette on line {out[name][1]}")
-        out[name] = (pal, lineno)
-    return out
-
-
-def _norm_rel(name: str) -> str:
-    name = name.replace("\\", "/")
-    while name.startswith("./"):
-        name = name[2:]
-    return name
-
-
-def folder_photos(path, palettes=None, max_side: int | None = MAX_SIDE
-                  ) -> list[tuple[str, np.ndarray, torch.Tensor | None]]:
-    """Every photo under ``path`` (recursive) -> ``[(relative name, float32 (H, W, 3) in [0, 1], palette or None)]``.
-
-    Files: extensions jpg, jpeg, png, webp, bmp, tif, tiff in any case; hidden files and folders
-    (name starting with '.') are ignored; sorted by relative path; names use '/' separators.
-
-    ``palettes``: a palettes CSV (format: :func:`read_palettes_file`); ``None`` uses
-    ``<path>/palettes.csv`` if there is one. A photo without a row gets ``None`` (:func:`load_pairs`
-    then extracts its palette).
-
-    Image rules (all read with Pillow, EXIF orientation applied):
-
-    * grayscale (L, 1-bit) -> three equal channels;
-    * RGBA, LA (and premultiplied RGBa / La) -> composited over **white**: rgb * a + (1 - a);
-    * palette mode 'P' -> RGB; 'P' with a transparency entry -> RGBA -> over white; CMYK / YCbCr -> RGB;
-    * 16-bit grayscale ('I;16*', e.g. a 16-bit PNG) -> divided by 65535 (so it matches an 8-bit copy
-      divided by 255); 32-bit integer 'I' -> also divided by 65535; float 'F' -> taken as [0, 1] if its
-      maximum fits, else 0-255, else 0-65535. 48-bit RGB PNG / TIFF are decoded by Pillow as 8-bit RGB
-      (the high byte): the right scale at 8-bit precision;
-    * an image whose long side exceeds ``max_side`` is downsized (antialiased) to that long side;
-    * skipped: unreadable / corrupt files and images under 32 px on a side. One ``warnings.warn`` lists
-      every skipped file with the reason (and any palettes-file row that names no photo).
-
-    Raises ``FileNotFoundError`` for a missing folder, ``NotADirectoryError`` for a file, and
-    ``ValueError`` when no usable photo is left (the message lists what was skipped).
-    """
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise FileNotFoundError(f"photo folder not found: {root}")
-    if not root.is_dir():
-        raise NotADirectoryError(f"not a folder: {root}")
-    if palettes is None and (root / PALETTES_FILE).is_file():
-        palettes = root / PALETTES_FILE
-    table = read_palettes_file(palettes) if palettes is not None else {}
-
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for f in filenames:
-            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS):
-                files.append(Path(dirpath, f))
-    rel = sorted((p.relative_to(root).as_posix(), p) for p in files)
-
-    out, skipped = [], []
-    for name, p in rel:
-        try:
-            a = read_image(p)
-        except Exception as e:  # noqa: BLE001 - any decoder failure means "unreadable"
-            skipped.append(f"{name}: unreadable ({type(e).__name__}: {e})")
-            continue
-        h, w = a.shape[:2]
-        if min(h, w) < MIN_SIDE:
-            skipped.append(f"{name}: too small ({w}x{h} px; need at least {MIN_SIDE} px on each side)")
-            continue
-        if max_side is not None and max(h, w) > max_side:
-            a = _downsize(torch.from_numpy(a).permute(2, 0, 1), max_side).permute(1, 2, 0).numpy()
-        out.append((name, a, table[name][0] if name in table else None))
-    found = {n for n, _ in rel}  # a row for a skipped (corrupt) photo is not "missing"
-    for name, (_, lineno) in table.items():
-        if name not in found:
-            skipped.append(f"{palettes}, line {lineno}: no photo named {name!r} in {root}")
-    if not out:
-        what = "; ".join(skipped) if skipped else "no files ending in " + ", ".join(IMAGE_EXTENSIONS)
-        raise ValueError(f"no usable photo in {root} ({what})")
-    if skipped:
-        warnings.warn(f"{len(skipped)} skipped while reading {root}:\n  " + "\n  ".join(skipped),
-                      stacklevel=2)
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
-# D_orig
-# --------------------------------------------------------------------------------------------------
-
-def _downsize(rgb: torch.Tensor, max_side: int) -> torch.Tensor:
-    """``(3, H, W)`` -> the same aspect with long side ``max_side`` (antialiased bilinear)."""
-    h, w = rgb.shape[-2:]
-    s = max_side / max(h, w)
-    size = (max(1, round(h * s)), max(1, round(w * s)))
-    return F.interpolate(rgb[None], size=size, mode="bilinear", antialias=True,
-                         align_corners=False)[0].clamp_(0, 1)
-
 
 def _palette_key(rgb: torch.Tensor) -> str:
     h = hashlib.sha256()
@@ -347,7 +118,7 @@ def load_pairs(source="bundled", cache_dir=None, palettes=None, max_side: int | 
                ) -> list[Pair]:
     """D_orig = [(I_j, P_j)] from ``source``: ``"bundled"`` (the eight bundled photos) or a folder path.
 
-    Folder photos are read by :func:`folder_photos` (a folder literally named "bundled" needs
+    Folder photos are read by :func:`pnlib.photos.folder_photos` (a folder literally named "bundled" needs
     ``Path("bundled")``). A palette comes from the palettes file when it has a row for the photo,
     else it is extracted (:func:`cached_palette`, cached in ``cache_dir``). Images with a long side
     over ``max_side`` are downsized once here. Bundled names are ``"bundled/<name>"``; folder names are
@@ -602,15 +373,15 @@ class PairSampler:
         lab = hue_shift(torch.cat([rgb, rgb]), st)  # I_s and I_t: two shifts of the same crop, one call
         out = {
             "I_s": _lab_norm(lab[:B]), "I_t": _lab_norm(lab[B:]),
-            "P_t": _lab_norm(hue_shift(pal, st[B:], dim=-1), dim=-1),
+            "P_t": palette_lab_norm(pal, st[B:]),
             "j": jd, "o": o.to(dev), "shift_s": s.to(dev), "shift_t": t.to(dev),
             "flip": flip.to(dev), "flip_o": flip_o.to(dev), "scale": u.to(dev), "rgb": rgb,
         }
         if self.source_palette:  # P_s = hue_shift(P_j, s): the source's palette, entry by entry with P_t
-            out["P_s"] = _lab_norm(hue_shift(pal, st[:B], dim=-1), dim=-1)
+            out["P_s"] = palette_lab_norm(pal, st[:B])
         if with_o:
             out["I_o"] = _lab_norm(rgb_to_lab(rgb_o))
-            out["P_o"] = _lab_norm(rgb_to_lab(self.palettes[o.to(dev)], dim=-1), dim=-1)
+            out["P_o"] = palette_lab_norm(self.palettes[o.to(dev)]).clamp_(-1.0, 1.0)
             out["rgb_o"] = rgb_o
         return out
 
@@ -637,46 +408,11 @@ def validation_set(pairs: list[Pair], size=(96, 144), device="cpu") -> dict:
     I_s, I_t, P_t, P_s = [], [], [], []
     for v in range(len(pairs)):  # one image at a time: 18 copies, not V * 18, in memory at once
         I_s.append(_lab_norm(hue_shift(rgb[v:v + 1], 0.0)).expand(n, -1, -1, -1))
-        P_s.append(_lab_norm(rgb_to_lab(pal[v:v + 1], dim=-1), dim=-1).expand(n, -1, -1))
+        P_s.append(palette_lab_norm(pal[v:v + 1]).clamp_(-1.0, 1.0).expand(n, -1, -1))
         I_t.append(_lab_norm(hue_shift(rgb[v:v + 1].expand(n, -1, -1, -1), shifts)))
-        P_t.append(_lab_norm(hue_shift(pal[v:v + 1].expand(n, -1, -1), shifts, dim=-1), dim=-1))
+        P_t.append(palette_lab_norm(pal[v:v + 1].expand(n, -1, -1), shifts))
     return {
         "I_s": torch.cat(I_s), "I_t": torch.cat(I_t), "P_t": torch.cat(P_t), "P_s": torch.cat(P_s),
         "j": torch.arange(len(pairs), device=device).repeat_interleave(n),
         "shift_t": shifts.repeat(len(pairs)), "names": [p.name for p in pairs], "rgb": rgb,
     }
-
-
-# --------------------------------------------------------------------------------------------------
-# Benchmark
-# --------------------------------------------------------------------------------------------------
-
-def bench_sampler(sizes=((96, 144), (288, 432)), batch_size: int = 16, n: int = 20, threads: int = 2
-                  ) -> list[dict]:
-    """Time :meth:`PairSampler.sample` on the CPU with ``threads`` torch threads over the bundled training photos.
-
-    Prints ``sampler HxW batch B: X batches/s`` per size and returns one dict per size. (On a machine
-    whose cores are busy with other work, 2 threads can be many times slower than 1: torch's threads
-    wait on each other. Compare with ``threads=1`` there.)
-    """
-    prev = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        train, _ = split_pairs(load_pairs("bundled"))
-        results = []
-        for size in sizes:
-            H, W = _check_size(size)
-            sampler = PairSampler(train, size=(H, W), batch_size=batch_size, seed=0)
-            for _ in range(2):  # warm-up
-                sampler.sample()
-            t0 = time.perf_counter()
-            for _ in range(n):
-                sampler.sample()
-            dt = time.perf_counter() - t0
-            rate = n / dt
-            print(f"sampler {H}x{W} batch {batch_size}: {rate:.1f} batches/s")
-            results.append({"size": (H, W), "batch_size": batch_size, "n": n, "seconds": dt,
-                            "batches_per_s": rate, "threads": threads})
-        return results
-    finally:
-        torch.set_num_threads(prev)

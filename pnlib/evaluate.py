@@ -36,30 +36,30 @@ assignment with the least total ΔE00 (Hungarian algorithm) before the transfer;
 target palette in its own order.
 
 :func:`evaluate` runs both and times them, :func:`to_markdown` writes the table, :func:`save_json` the
-numbers, :func:`comparison_figure` a Fig. 8/9-style grid, :func:`cli_eval` is ``python -m pnlib eval``.
-Top layer: imports data, metrics, baselines, inference.
+numbers, :func:`comparison_figure` a Fig. 8/9-style grid; ``python -m pnlib eval`` runs them (pnlib.__main__).
+Imports data, metrics, baselines, checkpoint and inference; never the training loop.
 """
 from __future__ import annotations
 
 import json
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
+
 from .baselines import chang_recolor, oracle
-from .color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab
-from .data import SHIFTS, data_sources, load_split, validation_set
-from .inference import SHIPPED, load_model
+from .color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab, to_uint8
+from .config import RUNS_DIR, SHIPPED, default_out, torch_threads
+from .data import SHIFTS, load_split, validation_set
+from .inference import load_model
 from .metrics import display_lab, luminance_error, palette_distance, per_image_delta_e00, stray_edges
-from .model import PaletteNet
-from .palette import extract_palette, format_palette, match_palette
-from .train import LEGACY, REPO_ROOT, read_checkpoint
+from .model import PaletteNet, recolor_batched
+from .palette import extract_palette, format_palette, match_palette, palette_lab_norm
 
 __all__ = ["DEFAULT_SIZE", "METHODS_A", "METHODS_B", "evaluate", "random_palettes", "match_palette",
-           "to_markdown", "save_json", "comparison_figure", "default_checkpoint", "cli_eval"]
+           "to_markdown", "save_json", "comparison_figure", "default_checkpoint", "json_path"]
 
 #: Evaluation size (H, W): the paper's 288×432 (§4.1). On a 2-core CPU (with 1 torch thread, see
 #: ``threads``) the whole evaluation of a width-16 model takes about 50 s there, 20 s at 192×288.
@@ -95,29 +95,12 @@ def random_palettes(n: int, k: int = 6, seed: int = 0) -> torch.Tensor:
     return torch.stack(out[:n * k]).reshape(n, k, 3).float()
 
 
-@torch.inference_mode()
 def _palettenet(model: PaletteNet, I_s: torch.Tensor, P_t: torch.Tensor, P_s: torch.Tensor | None = None
                 ) -> torch.Tensor:
     """G(I_s, P_t[, P_s]) for normalised LAB batches -> Î_t = [I^L_s, Îab_t] in raw LAB on the CPU.
 
-    ``P_s`` (the source palette) reaches only a model that reads it (the palette head)."""
-    dev = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
-    P_s = P_s if model.uses_source_palette else None
-    if model.uses_source_palette and P_s is None:
-        raise ValueError("this model reads the source palette P_s: pass it")
-    out = [model.recolor_any_size(I_s[i:i + _BATCH].to(dev).contiguous(memory_format=fmt),
-                                  P_t[i:i + _BATCH].to(dev),
-                                  None if P_s is None else P_s[i:i + _BATCH].to(dev)).float().cpu()
-           for i in range(0, len(I_s), _BATCH)]
-    model.train(was_training)
-    return denormalize_lab(torch.cat(out))
-
-
-def _to_uint8(rgb: torch.Tensor) -> torch.Tensor:
-    return rgb.clamp(0, 1).mul(255).round().to(torch.uint8)
+    ``P_s``, the source palettes, reaches only a model that reads it (the palette head)."""
+    return denormalize_lab(recolor_batched(model, I_s, P_t, _BATCH, P_s))
 
 
 def _stats(values) -> dict:
@@ -126,6 +109,27 @@ def _stats(values) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ protocol A
+def _score_a(out: dict, I_s, I_t, n: int, seconds: dict) -> tuple[dict, dict]:
+    """Per method: the per-tuple ΔE00 to I_t (chunks) and the mean |ΔL| to I_s of each chunk of ``n``.
+
+    Scored one held-out photo (``n`` = 18 tuples) at a time, in float64: memory stays bounded. Each side
+    is mapped to its displayed colour once (display_lab), then compared as is: the same numbers as
+    per_image_delta_e00(out, I_t) and luminance_error(out, I_s, display=True), without redoing I_t.
+    The time of each method's scoring is added to ``seconds``.
+    """
+    de = {m: [] for m in METHODS_A}
+    dL = {m: [] for m in METHODS_A}
+    for c in range(0, len(I_s), n):
+        shown_t, shown_s = display_lab(I_t[c:c + n].double()), display_lab(I_s[c:c + n].double())
+        for name in METHODS_A:
+            t0 = time.perf_counter()
+            shown = display_lab(out[name][c:c + n].double())
+            de[name].append(per_image_delta_e00(shown, shown_t, display=False))
+            dL[name].append(luminance_error(shown, shown_s))
+            seconds[name] += time.perf_counter() - t0
+    return de, dL
+
+
 def protocol_a(model: PaletteNet, val_pairs, size, keep_outputs: bool = False, progress: bool = False,
                val: dict | None = None) -> dict:
     """Held-out photos × the 18 hue shifts, against the ground truth I_t (module docstring).
@@ -150,19 +154,7 @@ def protocol_a(model: PaletteNet, val_pairs, size, keep_outputs: bool = False, p
     run("palettenet", lambda: _palettenet(model, val["I_s"], val["P_t"], val["P_s"]))
     run("oracle", lambda: torch.cat([oracle(src_rgb[v:v + 1].expand(n, -1, -1, -1), val["shift_t"][v * n:(v + 1) * n])
                                      for v in range(len(val_pairs))]))
-    # Scored one held-out photo (18 tuples) at a time, in float64: memory stays bounded. Each side is
-    # mapped to its displayed colour once (display_lab), then compared as is: the same numbers as
-    # per_image_delta_e00(out, I_t) and luminance_error(out, I_s, display=True), without redoing I_t.
-    de = {m: [] for m in METHODS_A}
-    dL = {m: [] for m in METHODS_A}
-    for c in range(0, len(I_s), n):
-        shown_t, shown_s = display_lab(I_t[c:c + n].double()), display_lab(I_s[c:c + n].double())
-        for name in METHODS_A:
-            t0 = time.perf_counter()
-            shown = display_lab(out[name][c:c + n].double())
-            de[name].append(per_image_delta_e00(shown, shown_t, display=False))
-            dL[name].append(luminance_error(shown, shown_s))
-            seconds[name] += time.perf_counter() - t0
+    de, dL = _score_a(out, I_s, I_t, n, seconds)
     methods = {}
     for name in METHODS_A:
         d = torch.cat(de[name])
@@ -178,8 +170,8 @@ def protocol_a(model: PaletteNet, val_pairs, size, keep_outputs: bool = False, p
            "source_palette": "the pair's extracted palette P_j (pnlib.data); P_t = hue_shift(P_j, t), colour by colour",
            "methods": methods}
     if keep_outputs:
-        to_rgb = lambda lab: _to_uint8(lab_to_rgb(lab, clip=True))  # noqa: E731
-        res["outputs"] = {"source": _to_uint8(src_rgb), "source_palette": torch.stack([p.palette for p in val_pairs]),
+        to_rgb = lambda lab: to_uint8(lab_to_rgb(lab, clip=True))  # noqa: E731
+        res["outputs"] = {"source": to_uint8(src_rgb), "source_palette": torch.stack([p.palette for p in val_pairs]),
                           "target_palette": P_t_rgb, "ground_truth": to_rgb(I_t),
                           **{m: to_rgb(out[m]) for m in ("chang", "palettenet")}}
     return res
@@ -229,8 +221,8 @@ def protocol_b(model: PaletteNet, val_pairs, train_pairs, size, n_photo: int = 6
     P_s = torch.stack([val_pairs[v].palette for v in idx])
     # A model that reads P_s gets the target matched to it, as Chang does (and as pnlib.recolor does).
     P_m = torch.stack([match_palette(P_s[i], P[i]) for i in range(len(idx))]) if model.uses_source_palette else P
-    lab_norm = lambda p: normalize_lab(rgb_to_lab(p, dim=-1), dim=-1)  # noqa: E731
-    rgb_out["palettenet"] = lab_to_rgb(_palettenet(model, I_s, lab_norm(P_m), lab_norm(P_s)), clip=True)
+    rgb_out["palettenet"] = lab_to_rgb(_palettenet(model, I_s, palette_lab_norm(P_m), palette_lab_norm(P_s)),
+                                       clip=True)
     seconds["palettenet"] = time.perf_counter() - t0
     methods = {}
     for name in METHODS_B:
@@ -258,9 +250,9 @@ def protocol_b(model: PaletteNet, val_pairs, train_pairs, size, n_photo: int = 6
            "chang_matching": "target colours matched one-to-one to the source palette P_j, least total ΔE00",
            "methods": methods}
     if keep_outputs:
-        res["outputs"] = {"source": _to_uint8(src_rgb), "source_palette": torch.stack([p.palette for p in val_pairs]),
+        res["outputs"] = {"source": to_uint8(src_rgb), "source_palette": torch.stack([p.palette for p in val_pairs]),
                           "target_palette": P, "image_index": torch.tensor(idx),
-                          **{m: _to_uint8(rgb_out[m]) for m in ("chang", "palettenet")}}
+                          **{m: to_uint8(rgb_out[m]) for m in ("chang", "palettenet")}}
     return res
 
 
@@ -276,7 +268,7 @@ def protocol_own(model: PaletteNet, val: dict, progress: bool = False) -> dict:
     src_rgb = val["rgb"]                                                   # (V, 3, H, W)
     src_lab = rgb_to_lab(src_rgb)
     own = torch.stack([extract_palette(x) for x in src_rgb])               # (V, 6, 3) RGB
-    own_norm = normalize_lab(rgb_to_lab(own, dim=-1), dim=-1)
+    own_norm = palette_lab_norm(own)
     out = {"identity": src_lab,
            "chang": rgb_to_lab(torch.stack([chang_recolor(x, p, p) for x, p in zip(src_rgb, own)])),
            "palettenet": _palettenet(model, normalize_lab(src_lab).clamp(-1, 1), own_norm, own_norm)}
@@ -309,14 +301,9 @@ def evaluate(model, data="bundled", size=DEFAULT_SIZE, n_random: int = 6, seed: 
     Keys: ``checkpoint``, ``data`` (source, held-out and training names), ``size``, ``settings``,
     ``protocol_a``, ``protocol_b`` (each with ``methods`` -> metric -> value), ``timing`` (seconds).
     """
-    prev_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _evaluate(model, data, size, n_random, seed, n_photo, split_seed, checkpoint, keep_outputs,
                          progress)
-    finally:
-        torch.set_num_threads(prev_threads)
 
 
 def _evaluate(model, data, size, n_random, seed, n_photo, split_seed, checkpoint, keep_outputs, progress) -> dict:
@@ -471,47 +458,11 @@ def comparison_figure(results: dict, rows=None, size: float = 2.4):
 # ------------------------------------------------------------------------------------------------- CLI
 def default_checkpoint() -> Path:
     """runs/quick/checkpoint.pt when a quick run left one, else the shipped checkpoint."""
-    quick = REPO_ROOT / "runs" / "quick" / "checkpoint.pt"
+    quick = default_out("quick") / "checkpoint.pt"
     return quick if quick.is_file() else SHIPPED
 
 
-def _json_path(ckpt: Path) -> Path:
+def json_path(ckpt: Path) -> Path:
+    """Where ``python -m pnlib eval`` writes a checkpoint's numbers: ``runs/eval/<checkpoint stem>.json``."""
     stem = ckpt.stem if ckpt.stem != "checkpoint" else f"{ckpt.parent.name}_checkpoint"
-    return REPO_ROOT / "runs" / "eval" / f"{stem}.json"
-
-
-def cli_eval(args) -> int:
-    """``python -m pnlib eval [--checkpoint PATH] [--data bundled|FOLDER] [--size H W] [--out FILE.json]``.
-
-    Prints which checkpoint (and, for a training checkpoint, its step), the Markdown table and the
-    runtime; writes the JSON (default ``runs/eval/<checkpoint stem>.json``). A missing checkpoint or
-    data folder: one line ``error: ...`` on stderr and exit status 2.
-    """
-    try:
-        ckpt = Path(args.checkpoint).expanduser() if args.checkpoint else default_checkpoint()
-        if not ckpt.is_file():
-            hint = "" if args.checkpoint else " (no runs/quick/checkpoint.pt and no shipped checkpoint)"
-            raise FileNotFoundError(f"no checkpoint at {ckpt}{hint}")
-        data = args.data or "bundled"
-        data_sources(data)  # a missing folder: a clear error before any work
-        state = read_checkpoint(ckpt)
-        cfg, step = state.get("config") or {}, state.get("step")
-        total = (cfg.get("steps1") or 0) + (cfg.get("steps2") or 0)
-        done = "" if step is None or not total else \
-            f", step {step} of {total}" + ("" if step >= total else ": training NOT finished")
-        print(f"checkpoint: {ckpt} (preset {cfg.get('preset')!r}, width {cfg.get('width')}, "
-              f"head {cfg.get('head', LEGACY['head'])}{done})")
-        model = load_model(ckpt, device=getattr(args, "device", None) or "auto")
-        size = tuple(args.size) if args.size else DEFAULT_SIZE
-        results = evaluate(model, data=data, size=size, split_seed=int(cfg.get("seed", 0) or 0),
-                           checkpoint=str(ckpt), progress=True)
-        out = Path(args.out).expanduser() if args.out else _json_path(ckpt)
-        print()
-        print(to_markdown(results))
-        print()
-        save_json(results, out)
-    except (FileNotFoundError, ValueError) as e:  # CheckpointMismatch is a ValueError
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"eval took {results['timing']['total_s']:.1f} s; wrote {out}")
-    return 0
+    return RUNS_DIR / "eval" / f"{stem}.json"

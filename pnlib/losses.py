@@ -18,7 +18,9 @@ eq. (6), an original with the wrong palette (I_o, P_t) and the output with the o
 """
 import torch.nn.functional as F
 
-LAMBDA = 10.0  # λ of eq. (9), §3.2
+from .config import COMMON
+
+LAMBDA = COMMON["lam"]  # λ of eq. (9), §3.2: a shared setting of pnlib.config
 
 # The pairs of eq. (7): name -> (image, palette, target); target 1 = real (related), 0 = fake.
 PAIRS = {"Ihat_Pt": ("I_hat", "P_t", 0.0),  # eq. (5): the generator's output with its palette

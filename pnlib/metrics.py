@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from skimage.color import deltaE_ciede2000
 
 from .color import lab_to_rgb, rgb_to_lab
-from .palette import extract_palette
+from .palette import extract_palette, match_colors
 
 __all__ = ["display_lab", "delta_e00", "mean_delta_e00", "per_image_delta_e00", "luminance_error",
            "palette_distance", "palette_adherence", "stray_edges"]
@@ -109,7 +108,7 @@ def palette_distance(palette_a, palette_b, equal_lightness: bool = False) -> flo
     """Set distance of two ``(k, 3)`` RGB palettes (in [0, 1]): mean ΔE00 under the best matching.
 
     The k × k matrix of CIEDE2000 between every colour of ``palette_a`` and every colour of
-    ``palette_b`` (in LAB) is solved as an assignment problem (``scipy.optimize.linear_sum_assignment``):
+    ``palette_b`` (in LAB) is solved as an assignment problem (:func:`pnlib.palette.match_colors`):
     the one-to-one pairing with the least total ΔE00. The result is the mean ΔE00 of the k matched
     pairs, so it does not depend on the order of either palette, and it is 0 only for the same set.
 
@@ -121,11 +120,7 @@ def palette_distance(palette_a, palette_b, equal_lightness: bool = False) -> flo
     a, b = _palette_lab(palette_a, "palette_a"), _palette_lab(palette_b, "palette_b")
     if a.shape != b.shape:
         raise ValueError(f"palette_distance wants two palettes of equal size, got {a.shape[0]} and {b.shape[0]} colours")
-    A = np.repeat(a[:, None, :], len(b), axis=1)
-    if equal_lightness:
-        A[..., 0] = b[None, :, 0]
-    cost = deltaE_ciede2000(A, np.broadcast_to(b[None], A.shape), channel_axis=-1)
-    rows, cols = linear_sum_assignment(cost)
+    rows, cols, cost = match_colors(a, b, equal_lightness)
     return float(cost[rows, cols].mean())
 
 

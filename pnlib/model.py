@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .color import LAB_RANGES
+from .config import arch_kwargs
 
 MULTIPLE = 16  # four stride-2 stages: H and W must divide by 2**4
 
@@ -350,6 +351,11 @@ class PaletteNet(nn.Module):
         self.encoder = FeatureEncoder(width)
         self.decoder = RecoloringDecoder(width, head)
 
+    @classmethod
+    def from_config(cls, cfg):
+        """G for a config (a preset's, or a checkpoint's): the architecture settings of pnlib.config.ARCH."""
+        return cls(**arch_kwargs(cfg, "G"))
+
     @property
     def uses_source_palette(self) -> bool:
         """Whether RD reads P_s, the source's own palette (the palette head)."""
@@ -372,6 +378,38 @@ class PaletteNet(nn.Module):
         return torch.cat([I_s[:, :1], crop_to(self(padded, P_t, P_s), size)], 1)
 
 
+def input_memory_format(model) -> torch.memory_format:
+    """channels_last when the model's weights are (pnlib.inference.optimize_for_inference), else contiguous."""
+    w = model.encoder.stem[0].weight
+    return torch.channels_last if w.ndim == 4 and w.is_contiguous(memory_format=torch.channels_last) \
+        and not w.is_contiguous() else torch.contiguous_format
+
+
+@torch.inference_mode()
+def recolor_batched(model, I_s, P_t, batch: int, P_s=None):
+    """Î_t = [I^L_s, Îab_t] (normalised LAB, float32, on the CPU) for many tuples, ``batch`` at a time.
+
+    ``I_s`` (N, 3, H, W) and ``P_t`` (N, 6, 3) in normalised LAB, on any device; any H×W
+    (:meth:`PaletteNet.recolor_any_size`). ``P_s`` (N, 6, 3), the source palettes, reaches only a
+    model that reads it (the palette head), which needs it. The model runs in eval mode and is put
+    back as it was.
+    """
+    dev = next(model.parameters()).device
+    fmt = input_memory_format(model)
+    if not model.uses_source_palette:
+        P_s = None
+    elif P_s is None:
+        raise ValueError("this model (palette head) reads the source palette P_s: pass it")
+    was_training = model.training
+    model.eval()
+    out = [model.recolor_any_size(I_s[i:i + batch].to(dev).contiguous(memory_format=fmt),
+                                  P_t[i:i + batch].to(dev),
+                                  None if P_s is None else P_s[i:i + batch].to(dev)).float().cpu()
+           for i in range(0, len(I_s), batch)]
+    model.train(was_training)
+    return torch.cat(out)
+
+
 class Discriminator(nn.Module):
     """D(I, P), §3.2 and §4.2: logits that the pair (I, P) is related ("real"), one per image patch.
 
@@ -390,6 +428,11 @@ class Discriminator(nn.Module):
         # No norm here: InstanceNorm of a single channel forces each image's map to zero mean, so D
         # could never say "all real" or "all fake" for an image; the logits must stay free.
         self.logits = nn.Conv2d(4 * w, 1, 4, 2, 1, bias=True)
+
+    @classmethod
+    def from_config(cls, cfg):
+        """D for a config: the architecture settings of pnlib.config.ARCH (``d_width``)."""
+        return cls(**arch_kwargs(cfg, "D"))
 
     def forward(self, I, P):
         check_size(I)

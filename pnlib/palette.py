@@ -2,11 +2,13 @@
 
 A palette is six colours (§1: "six of the most representative colors"). Here a palette is a ``(6, 3)``
 float tensor of sRGB in [0, 1] (a batch is ``(N, 6, 3)``, colour last). The network wants it in
-normalised LAB (§4.2): ``normalize_lab(rgb_to_lab(p, dim=-1), dim=-1)``. A palette is hue-shifted by the
-same :func:`pnlib.color.hue_shift` as an image, with ``dim=-1``.
+normalised LAB (§4.2): :func:`palette_lab_norm`. A palette is hue-shifted by the same
+:func:`pnlib.color.hue_shift` as an image, with ``dim=-1``.
 
 Palettes need not come from designers: :func:`extract_palette` takes the palette of any photo by
-k-means in LAB, which is what lets any photo folder be a PaletteNet dataset (DESIGN.md, "Data").
+k-means in LAB, which is what lets any photo folder be a PaletteNet dataset (pnlib.data). Two palettes
+are compared colour by colour after :func:`match_colors`, the one-to-one matching with the least
+total ΔE00 (Hungarian algorithm).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from .color import lab_to_rgb, rgb_to_lab
+from .color import hue_shift, lab_to_rgb, normalize_lab, rgb_to_lab
 
 N_COLORS = 6
 _HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
@@ -100,6 +102,56 @@ def format_palette(palette) -> list[str]:
     return ["#{:02x}{:02x}{:02x}".format(*c) for c in rgb]
 
 
+def palette_lab_norm(palette, degrees=None) -> torch.Tensor:
+    """P for the network: RGB palette(s) -> normalised LAB (§4.2), colour last.
+
+    ``palette``: anything :func:`parse_palette` takes, or an RGB tensor ``(..., k, 3)`` used as it is.
+    ``degrees``: first hue-shift by eq. (10) (:func:`pnlib.color.hue_shift`), as the training data does;
+    a shifted colour keeps its L and may leave the gamut a little, so the result is clamped to [-1, 1].
+    """
+    p = palette if torch.is_tensor(palette) and palette.ndim != 2 else parse_palette(palette)
+    if degrees is None:
+        return normalize_lab(rgb_to_lab(p, dim=-1), dim=-1)
+    return normalize_lab(hue_shift(p, degrees, dim=-1), dim=-1).clamp_(-1.0, 1.0)
+
+
+def match_colors(lab_a, lab_b, equal_lightness: bool = False):
+    """The one-to-one matching of two ``(k, 3)`` LAB palettes with the least total ΔE00 (Hungarian algorithm).
+
+    Returns ``(rows, cols, cost)``: colour ``rows[i]`` of ``lab_a`` goes with colour ``cols[i]`` of
+    ``lab_b``; ``cost`` is the k × k CIEDE2000 matrix (``scipy.optimize.linear_sum_assignment``).
+    ``equal_lightness``: each colour of ``lab_a`` takes the L of the ``lab_b`` colour it is compared
+    with, so only chroma and hue count.
+    """
+    from scipy.optimize import linear_sum_assignment
+    from skimage.color import deltaE_ciede2000
+
+    a, b = np.asarray(lab_a), np.asarray(lab_b)
+    A = np.repeat(a[:, None, :], len(b), axis=1)
+    if equal_lightness:
+        A[..., 0] = b[None, :, 0]
+    cost = deltaE_ciede2000(A, np.broadcast_to(b[None], A.shape), channel_axis=-1)
+    rows, cols = linear_sum_assignment(cost)
+    return rows, cols, cost
+
+
+def match_palette(source, target) -> torch.Tensor:
+    """Reorder ``target`` (k, 3) RGB so that colour i replaces colour i of ``source`` (k, 3) RGB.
+
+    The one-to-one assignment of target to source colours with the least total ΔE00 (:func:`match_colors`):
+    Chang et al.'s transfer needs this correspondence, a user sets it by hand; here each source colour
+    goes to its nearest available target colour. PaletteNet's palette head reads it the same way
+    (``pnlib.recolor(..., match=True)``).
+    """
+    src = rgb_to_lab(torch.as_tensor(source).detach().cpu().double(), dim=-1).numpy()
+    tgt_rgb = torch.as_tensor(target).detach().cpu()
+    tgt = rgb_to_lab(tgt_rgb.double(), dim=-1).numpy()
+    rows, cols, _ = match_colors(src, tgt)
+    out = torch.empty_like(tgt_rgb)
+    out[torch.as_tensor(rows)] = tgt_rgb[torch.as_tensor(cols)]
+    return out
+
+
 def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
     """k-means++ seeding (Arthur & Vassilvitskii 2007): each next centre drawn ∝ squared distance."""
     centres = [x[torch.randint(len(x), (1,), generator=gen)].squeeze(0)]
@@ -147,27 +199,6 @@ def extract_palette(rgb: torch.Tensor, k: int = N_COLORS, seed: int = 0, max_pix
     counts = torch.bincount(assign, minlength=k)
     order = sorted(range(k), key=lambda j: (-int(counts[j]), -float(centres[j, 0])))
     return lab_to_rgb(centres[order], dim=-1, clip=True).float()
-
-
-def match_palette(source, target) -> torch.Tensor:
-    """Reorder ``target`` (k, 3) RGB so that colour i replaces colour i of ``source`` (k, 3) RGB.
-
-    The one-to-one assignment of target to source colours with the least total ΔE00 (CIEDE2000 in LAB,
-    ``scipy.optimize.linear_sum_assignment``): Chang et al.'s transfer needs this correspondence, a user
-    sets it by hand; here each source colour goes to its nearest available target colour. The palette
-    head of PaletteNet reads it the same way (``pnlib.recolor(..., match=True)``).
-    """
-    from scipy.optimize import linear_sum_assignment
-    from skimage.color import deltaE_ciede2000
-
-    src = rgb_to_lab(torch.as_tensor(source).detach().cpu().double(), dim=-1).numpy()
-    tgt_rgb = torch.as_tensor(target).detach().cpu()
-    tgt = rgb_to_lab(tgt_rgb.double(), dim=-1).numpy()
-    cost = deltaE_ciede2000(src[:, None, :], tgt[None, :, :], channel_axis=-1)
-    rows, cols = linear_sum_assignment(cost)
-    out = torch.empty_like(tgt_rgb)
-    out[torch.as_tensor(rows)] = tgt_rgb[torch.as_tensor(cols)]
-    return out
 
 
 def palette_swatch(palette, height: int = 40, width: int = 40) -> np.ndarray:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+from .config import NOTEBOOK_DIR, default_out
 
 
 def notebooks() -> list[Path]:
@@ -23,7 +22,7 @@ def run_notebooks(preset: str = "quick", out=None, only=None, save_figs: bool = 
     """Run the notebooks; return one dict per notebook (name, seconds, ok, error)."""
     import papermill as pm
 
-    out = Path(out) if out is not None else REPO_ROOT / "runs" / preset
+    out = Path(out) if out is not None else default_out(preset)
     out.mkdir(parents=True, exist_ok=True)
     todo = [p for p in notebooks() if not only or any(p.name.startswith(o) for o in only)]
     results = []

@@ -1,10 +1,12 @@
-"""Training PaletteNet: presets, the two phases of Fig. 4, checkpoints, resume, history (§3, §4.2).
+"""Training PaletteNet: the two phases of Fig. 4, resume, history (§3, §4.2).
 
 Phase 1 (§3.1): pretrain FE and RD together with the E-loss, eq. (3):
     min_{FE,RD} L_E(G(I_s, P_t), Iab_t)
 Phase 2 (§3.2): freeze FE; at every iteration update D with L_D, eq. (7), then RD with eq. (9):
     L_G = λ L_E + L_Adv,   λ = 10
-Both use Adam, lr 2e-4, β = (0.5, 0.999) (§4.2, from DCGAN); the `quick` preset uses lr 1e-3 (ours, measured).
+Both use Adam, lr 2e-4, β = (0.5, 0.999) (§4.2, from DCGAN); the `quick` preset uses lr 1e-3 (ours,
+measured). The presets and their settings live in :mod:`pnlib.config`, the checkpoint format in
+:mod:`pnlib.checkpoint`.
 
 A run lives in one folder (default ``runs/<preset>/``): ``checkpoint.pt`` (written atomically: a temp
 file in the same folder, then ``os.replace``) and ``history.json``. Started again with the same command,
@@ -16,8 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,75 +25,13 @@ from pathlib import Path
 import torch
 
 from . import losses as Ls
+from .checkpoint import (FORMAT, CheckpointMismatch, atomic_save, atomic_write_text, check_matches,
+                         checkpoint_path, generator_from_state, phase1_path, read_checkpoint)
 from .color import denormalize_lab
+from .config import default_out, get_config, resolve_device
 from .data import PairSampler, load_split, validation_set
 from .metrics import mean_delta_e00
-from .model import Discriminator, PaletteNet
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FORMAT = "pnlib-checkpoint/1"
-
-#: The presets, defined once. `ci`: seconds (tests, nbval). `quick`: the default, minutes on a 2-core
-#: CPU. `full`: paper scale (288×432, §4.1) for one GPU.
-PRESETS = {
-    "ci": dict(size=(32, 48), batch=4, steps1=40, steps2=10, width=8, d_width=8,
-               val_every=20, ckpt_every=10, log_every=10, compile=False),
-    "quick": dict(size=(64, 96), batch=16, steps1=1800, steps2=300, width=16, d_width=16,
-                  val_every=300, ckpt_every=150, log_every=50, compile=False, lr=1e-3),
-    "full": dict(size=(288, 432), batch=32, steps1=6000, steps2=1500, width=64, d_width=64,
-                 val_every=1000, ckpt_every=500, log_every=100, compile=False),
-}
-#: Shared by every preset (§4.2).
-COMMON = dict(lr=2e-4, betas=(0.5, 0.999), lam=Ls.LAMBDA, data="bundled", seed=0, device="auto",
-              crop_scale=(0.25, 1.0), jitter=0.3, head="palette")
-# crop_scale and jitter (random saturation and gamma of each crop, pnlib.data.PairSampler) are ours,
-# not the paper's: with 6 training photos instead of 1,561 they lower the held-out ΔE00 (quick preset,
-# 900 steps: 12.2 with crops of 0.5-1 and no jitter; 11.4 with crops of 0.25-1; 11.7 with jitter 0.3).
-# head="palette" (pnlib.model.RecoloringDecoder) is ours: RD also reads the source palette P_s and
-# predicts soft weights over its entries, each entry moving the ab plane by its own similarity transform.
-# Held-out bundled photos, 288x432: hue-shift dE00 1.7 against 4.8 for Chang et al. and 9.5 for the affine
-# head; the photo's own palette gives it back exactly (benchmarks/RESULTS.md).
-# head="affine" (pnlib.model.RecoloringDecoder) is ours too; head="direct" trains the paper's RD. Quick
-# preset, 900 steps at lr 1e-3: held-out ΔE00 9.8 (affine) against 11.0 (direct); at the paper's lr 2e-4,
-# 11.6 (direct). The quick preset's lr 1e-3 is ours; the full preset keeps the paper's 2e-4.
-#: Keys that change the networks' shapes: a checkpoint that differs in one of them cannot be loaded.
-ARCH_KEYS = ("width", "d_width", "head")
-
-
-def get_config(preset: str = "quick", **overrides) -> dict:
-    """The full configuration of a preset, with overrides (only known keys), as plain types."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    cfg = {"preset": preset, **COMMON, **PRESETS[preset]}
-    for k, v in overrides.items():
-        if v is None:
-            continue
-        if k not in cfg:
-            raise ValueError(f"unknown setting {k!r}; known: {', '.join(sorted(cfg))}")
-        cfg[k] = v
-    for k in ("size", "betas", "crop_scale"):
-        cfg[k] = list(cfg[k])
-    cfg["data"] = str(cfg["data"])
-    return cfg
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA, else Apple MPS, else CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
-
-
-def default_out(preset: str) -> Path:
-    return REPO_ROOT / "runs" / preset
-
-
-class CheckpointMismatch(ValueError):
-    """A checkpoint from another preset or architecture."""
+from .model import Discriminator, PaletteNet, recolor_batched
 
 
 @dataclass
@@ -161,8 +99,8 @@ def build_run(cfg: dict, out: Path) -> Run:
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     torch.manual_seed(cfg["seed"])  # the same initial weights on every rank
-    G = PaletteNet(cfg["width"], cfg["head"]).to(device)
-    D = Discriminator(cfg["d_width"]).to(device)
+    G = PaletteNet.from_config(cfg).to(device)
+    D = Discriminator.from_config(cfg).to(device)
     train_pairs, val_pairs = load_split(cfg["data"], seed=cfg["seed"])
     sampler = PairSampler(train_pairs, size=tuple(cfg["size"]), batch_size=cfg["batch"], device=device,
                           seed=cfg["seed"] + 1000 * rank, scale=tuple(cfg["crop_scale"]), jitter=cfg["jitter"],
@@ -183,77 +121,36 @@ def build_run(cfg: dict, out: Path) -> Run:
 # Checkpoints
 
 
-def checkpoint_path(out) -> Path:
-    return Path(out) / "checkpoint.pt"
-
-
 def save_checkpoint(run: Run) -> Path:
-    """Atomic: write a temp file in the same folder, then os.replace (a kill never leaves half a file)."""
+    """The whole run (networks, optimisers, random state, history), written atomically; then history.json."""
     run.out.mkdir(parents=True, exist_ok=True)
-    path = checkpoint_path(run.out)
     state = {
         "format": FORMAT, "config": run.cfg, "step": run.step, "history": run.history,
         "G": run.G.state_dict(), "D": run.D.state_dict(),
         "opt_g": run.opt_g.state_dict(), "opt_rd": run.opt_rd.state_dict(), "opt_d": run.opt_d.state_dict(),
         "rng": {"torch": torch.get_rng_state(), "sampler": run.sampler.state_dict()},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    path = atomic_save(state, checkpoint_path(run.out))
     write_history(run)
     return path
 
 
-def phase1_path(out) -> Path:
-    return Path(out) / "phase1.pt"
-
-
 def save_phase1(run: Run) -> None:
     """G at the end of phase 1, kept so notebook 04 can compare before / after phase 2."""
-    tmp = phase1_path(run.out).with_suffix(".tmp")
-    torch.save({"format": FORMAT, "config": run.cfg, "step": run.step, "G": run.G.state_dict(),
-                "history": run.history}, tmp)
-    os.replace(tmp, phase1_path(run.out))
+    atomic_save({"format": FORMAT, "config": run.cfg, "step": run.step, "G": run.G.state_dict(),
+                 "history": run.history}, phase1_path(run.out))
 
 
 def write_history(run: Run) -> None:
-    tmp = run.out / "history.json.tmp"
-    tmp.write_text(json.dumps({"config": run.cfg, "history": run.history}, indent=1))
-    os.replace(tmp, run.out / "history.json")
-
-
-def read_checkpoint(path) -> dict:
-    """torch.load(weights_only=True) with clear errors for a missing or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated file, a pickle of something else, not a torch file at all
-        raise CheckpointMismatch(f"{path} is not a readable pnlib checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointMismatch(f"{path} is not a pnlib checkpoint (expected format {FORMAT!r})")
-    return state
-
-
-#: What a checkpoint written before a setting existed used (the paper's RD head).
-LEGACY = {"head": "direct"}
-
-
-def config_differences(saved: dict, wanted: dict, keys=("preset",) + ARCH_KEYS) -> list[str]:
-    def get(cfg, k):
-        return cfg.get(k, LEGACY.get(k))
-    return [f"{k}: checkpoint has {get(saved, k)!r}, this run wants {get(wanted, k)!r}"
-            for k in keys if get(saved, k) != get(wanted, k)]
+    atomic_write_text(json.dumps({"config": run.cfg, "history": run.history}, indent=1), run.out / "history.json")
 
 
 def restore(run: Run, state: dict) -> None:
     """Load a checkpoint into a run, refusing one of another preset or architecture."""
-    diff = config_differences(state["config"], run.cfg)
-    if diff:
-        raise CheckpointMismatch(
-            f"checkpoint {checkpoint_path(run.out)} does not match this run: " + "; ".join(diff)
-            + ". Use another --out folder, or delete the checkpoint to start over.")
+    try:
+        check_matches(state, run.cfg, f"checkpoint {checkpoint_path(run.out)} does not match this run")
+    except CheckpointMismatch as e:
+        raise CheckpointMismatch(f"{e}. Use another --out folder, or delete the checkpoint to start over.") from None
     run.G.load_state_dict(state["G"])
     run.D.load_state_dict(state["D"])
     for name in ("opt_g", "opt_rd", "opt_d"):
@@ -336,14 +233,8 @@ def phase2_step(run: Run, b: dict, with_accuracy: bool = False) -> dict:
 @torch.no_grad()
 def validate(G: PaletteNet, val: dict, batch: int = 36) -> float:
     """Mean ΔE00 (display sRGB) between Î_t and the ground truth I_t over the fixed validation tuples."""
-    was_training = G.training
-    G.eval()
-    P_s = val["P_s"] if G.uses_source_palette else None
-    preds = [G.recolor_lab(val["I_s"][i:i + batch], val["P_t"][i:i + batch],
-                           None if P_s is None else P_s[i:i + batch]).float()
-             for i in range(0, len(val["I_s"]), batch)]
-    G.train(was_training)
-    return mean_delta_e00(denormalize_lab(torch.cat(preds)).cpu(), denormalize_lab(val["I_t"]).cpu())
+    preds = recolor_batched(G, val["I_s"], val["P_t"], batch, val["P_s"])
+    return mean_delta_e00(denormalize_lab(preds), denormalize_lab(val["I_t"]).cpu())
 
 
 def identity_delta_e00(val: dict) -> float:
@@ -474,109 +365,13 @@ def load_or_train(preset: str = "quick", out=None, until_phase: int = 2, callbac
         if not path.exists():
             continue
         state = read_checkpoint(path)
-        diff = config_differences(state["config"], cfg)
-        if diff:
-            raise CheckpointMismatch(f"checkpoint {path} does not match preset {preset!r}: " + "; ".join(diff))
+        check_matches(state, cfg, f"checkpoint {path} does not match preset {preset!r}")
         if state["step"] >= need:
-            G = PaletteNet(cfg["width"], cfg["head"]).to(resolve_device(cfg["device"]))
-            G.load_state_dict(state["G"])
+            G = generator_from_state(state, path).to(resolve_device(cfg["device"]))
             print(f"loaded {path} (step {state['step']}: phase {until_phase} done); not training")
             return G.eval(), [r for r in state["history"] if r["step"] <= need]
     G, history = train(preset, out, until_phase, callback, progress, **overrides)
     return G.eval(), history
-
-
-def export_model(ckpt, dest, command: str | None = None) -> Path:
-    """Write a small inference-only checkpoint (G's weights + config) and a JSON beside it.
-
-    The JSON records what a reader needs to trust the weights: the command, preset, data, steps,
-    training time, hardware and the final validation ΔE00 (with the identity's for reference).
-    """
-    state = read_checkpoint(ckpt)
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    small = {"format": FORMAT, "config": state["config"], "step": state["step"], "G": state["G"],
-             "history": state["history"][-1:]}
-    tmp = dest.with_name(dest.name + ".tmp")
-    torch.save(small, tmp)
-    os.replace(tmp, dest)
-    hist = state["history"]
-    last_val = next((r for r in reversed(hist) if "val_de00" in r), {})
-    info = {
-        "command": command or " ".join([Path(sys.executable).name, "-m", "pnlib"] + sys.argv[1:]),
-        "preset": state["config"]["preset"], "config": state["config"], "data": state["config"]["data"],
-        "steps": state["step"], "train_time_s": sum(r.get("elapsed_s", 0) for r in _segment_ends(hist)),
-        "hardware": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                     "torch": torch.__version__},
-        "val_de00": last_val.get("val_de00"), "identity_de00": last_val.get("identity_de00"),
-        "size_bytes": dest.stat().st_size,
-    }
-    dest.with_suffix(".json").write_text(json.dumps(info, indent=1))
-    return dest
-
-
-def _segment_ends(history: list) -> list:
-    """elapsed_s restarts at 0 when a run resumes: the last row of each segment holds its time."""
-    ends = []
-    for i, r in enumerate(history):
-        nxt = history[i + 1] if i + 1 < len(history) else None
-        if nxt is None or nxt.get("elapsed_s", 0) < r.get("elapsed_s", 0):
-            ends.append(r)
-    return ends
-
-
-def plot_history(history: list, ax=None):
-    """Loss curves and validation ΔE00 (with the identity baseline) from a history list."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(1, 2, figsize=(11, 3.5))
-    for key, label in (("loss_e", "L_E (eq. 3)"), ("loss_d", "L_D (eq. 7)"), ("loss_adv", "L_Adv (eq. 8)")):
-        pts = [(r["step"], r[key]) for r in history if key in r]
-        if pts:
-            ax[0].plot(*zip(*pts), label=label)
-    ax[0].set_yscale("log")
-    ax[0].set_xlabel("step")
-    ax[0].set_title("training losses")
-    ax[0].legend()
-    val = [(r["step"], r["val_de00"], r["identity_de00"]) for r in history if "val_de00" in r]
-    if val:
-        s, v, idn = zip(*val)
-        ax[1].plot(s, v, "o-", label="PaletteNet")
-        ax[1].plot(s, idn, "--", color="gray", label="identity (unchanged source)")
-        ax[1].legend()
-    p2 = next((r["step"] for r in history if r["phase"] == 2), None)
-    for a in ax:
-        if p2 is not None:
-            a.axvline(p2, color="k", lw=0.8, ls=":")
-    ax[1].set_xlabel("step")
-    ax[1].set_ylabel("mean ΔE00")
-    ax[1].set_title("validation ΔE00 (held-out photos)")
-    return ax
-
-
-class LivePlot:
-    """A ``callback`` for train / load_or_train that redraws :func:`plot_history` in a notebook."""
-
-    def __init__(self, every: int = 1):
-        self.rows, self.every, self.handle, self.calls = [], every, None, 0
-
-    def __call__(self, row: dict, run: Run) -> None:
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-
-        self.rows, self.calls = list(run.history), self.calls + 1
-        if self.calls % self.every:
-            return
-        fig, ax = plt.subplots(1, 2, figsize=(11, 3.5))
-        plot_history(self.rows, ax)
-        if self.handle is None:
-            self.handle = display(fig, display_id=True)
-        else:
-            self.handle.update(fig)
-        plt.close(fig)
 
 
 def anticheat_experiment(G: PaletteNet, sampler: PairSampler, steps: int = 150, d_width: int = 16,

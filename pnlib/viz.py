@@ -1,8 +1,9 @@
-"""Figures for the notebooks: setup, image grids, palette swatches, and the one writer of ``figures/``.
+"""Figures for the notebooks: setup, image grids, palette swatches, training history, and the one writer
+of ``figures/``.
 
 Every notebook's derived cell calls :func:`setup`; every figure worth keeping goes through
 :func:`save_fig`, which writes ``figures/<name>.png`` only when asked (``SAVE_FIGS``), so an ordinary run
-never touches the committed reference figures (pyprobml / handson-ml's pattern, STYLE.md).
+never touches the committed reference figures (pyprobml / handson-ml's pattern).
 
 Images here are for *display*: RGB in [0, 1], either ``(3, H, W)`` tensors or ``(H, W, 3)`` arrays. The
 network's tensors are normalised LAB (§4.2); :func:`to_rgb` turns them into display RGB.
@@ -18,11 +19,9 @@ import numpy as np
 import torch
 
 from .color import denormalize_lab, lab_to_rgb, rgb_to_lab
+from .config import FIG_DIR, REPO_ROOT, default_out, get_config, resolve_device
 from .palette import format_palette, palette_swatch, parse_palette
-from .train import get_config, resolve_device
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-FIG_DIR = REPO_ROOT / "figures"
 #: The environment variable that overrides a notebook's ``PRESET`` (tests set it to "ci").
 PRESET_ENV = "PNLIB_PRESET"
 
@@ -30,7 +29,7 @@ PRESET_ENV = "PNLIB_PRESET"
 def setup(preset: str = "quick", save_figs: bool = False) -> types.SimpleNamespace:
     """The derived cell of every notebook: preset (``$PNLIB_PRESET`` wins), config, device, seed.
 
-    Returns a namespace with ``preset``, ``cfg`` (:func:`pnlib.train.get_config`), ``device``,
+    Returns a namespace with ``preset``, ``cfg`` (:func:`pnlib.config.get_config`), ``device``,
     ``save_figs`` and ``run_dir`` (``runs/<preset>/``, where executed copies and checkpoints go).
     """
     preset = os.environ.get(PRESET_ENV) or preset
@@ -42,7 +41,7 @@ def setup(preset: str = "quick", save_figs: bool = False) -> types.SimpleNamespa
         note = "  (warning: no GPU found; the 'full' preset is paper scale and will be very slow on a CPU)"
     print(f"preset {preset!r} on {device}{note}")
     return types.SimpleNamespace(preset=preset, cfg=cfg, device=device, save_figs=bool(save_figs),
-                                 run_dir=REPO_ROOT / "runs" / preset)
+                                 run_dir=default_out(preset))
 
 
 def save_fig(fig, name: str, enabled: bool) -> Path | None:
@@ -153,3 +152,52 @@ def show_shapes(shapes: dict, links=(), notes=None, title=None):
     if title:
         ax.set_title(title, fontsize=10)
     return fig
+
+
+def plot_history(history: list, ax=None):
+    """Loss curves and validation ΔE00 (with the identity baseline) from a training history list."""
+    if ax is None:
+        _, ax = plt.subplots(1, 2, figsize=(11, 3.5))
+    for key, label in (("loss_e", "L_E (eq. 3)"), ("loss_d", "L_D (eq. 7)"), ("loss_adv", "L_Adv (eq. 8)")):
+        pts = [(r["step"], r[key]) for r in history if key in r]
+        if pts:
+            ax[0].plot(*zip(*pts), label=label)
+    ax[0].set_yscale("log")
+    ax[0].set_xlabel("step")
+    ax[0].set_title("training losses")
+    ax[0].legend()
+    val = [(r["step"], r["val_de00"], r["identity_de00"]) for r in history if "val_de00" in r]
+    if val:
+        s, v, idn = zip(*val)
+        ax[1].plot(s, v, "o-", label="PaletteNet")
+        ax[1].plot(s, idn, "--", color="gray", label="identity (unchanged source)")
+        ax[1].legend()
+    p2 = next((r["step"] for r in history if r["phase"] == 2), None)
+    for a in ax:
+        if p2 is not None:
+            a.axvline(p2, color="k", lw=0.8, ls=":")
+    ax[1].set_xlabel("step")
+    ax[1].set_ylabel("mean ΔE00")
+    ax[1].set_title("validation ΔE00 (held-out photos)")
+    return ax
+
+
+class LivePlot:
+    """A ``callback`` for pnlib.train's train / load_or_train that redraws :func:`plot_history` in a notebook."""
+
+    def __init__(self, every: int = 1):
+        self.rows, self.every, self.handle, self.calls = [], every, None, 0
+
+    def __call__(self, row: dict, run) -> None:
+        from IPython.display import display
+
+        self.rows, self.calls = list(run.history), self.calls + 1
+        if self.calls % self.every:
+            return
+        fig, ax = plt.subplots(1, 2, figsize=(11, 3.5))
+        plot_history(self.rows, ax)
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)

@@ -7,19 +7,14 @@ sliders per colour (LCh, the polar form of LAB's ab plane), a global hue rotatio
 (the same :func:`pnlib.color.hue_shift` as the training augmentation of eq. 10), a palette taken from
 this or another photo, and a reset.
 
-Speed comes from eq. (2), G(I_s, P_t) = RD(FE(I_s), P_t): FE sees only the photo, so its features
-c = FE(I_s) are computed once per image; each change of P_t reruns only RD, at a preview resolution
-(long side ``preview``). The predicted Îab_t is then upsampled (bilinear) onto the full-resolution
-luminance I^L_s of the source, so the result keeps every detail of the photo: chroma varies slowly,
-luminance carries the edges (the same reason JPEG subsamples chroma). With the affine head (our presets,
-see pnlib.model.RecoloringDecoder) it is the per-pixel transform A, β that is upsampled, and it is
-applied to the full-resolution chroma of the source: the chroma keeps its detail too.
+Speed comes from eq. (2): :class:`pnlib.inference.PalettePreview` computes FE(I_s) once per photo and
+reruns only RD, at a preview size, for each palette (the maths, without any UI; see its docstring).
+This module holds only the UI state: the controls, what they show, and errors.
 """
 from __future__ import annotations
 
 import html
 import io
-import statistics
 import time
 import traceback
 from contextlib import contextmanager
@@ -27,13 +22,12 @@ from contextlib import contextmanager
 import ipywidgets as widgets
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .color import hue_shift, lab_to_rgb, normalize_lab, rgb_to_lab
+from .color import hue_shift, lab_to_rgb, rgb_to_lab, to_uint8
 from .data import cached_palette
-from .inference import bench_model, bench_photo, busy_note, cached_model, compose_result, load_image
-from .model import apply_affine, crop_to, pad_to_multiple
-from .palette import format_palette, parse_palette
+from .inference import PalettePreview, cached_model, load_image
+from .palette import format_palette, palette_lab_norm, parse_palette
+from .photos import BUNDLED_NAMES, bundled_photos
 
 #: LCh slider ranges: L in [0, 100]; C up to the most saturated sRGB colour (blue, C ≈ 133.8); h in degrees.
 L_RANGE, C_RANGE, H_RANGE = (0.0, 100.0), (0.0, 134.0), (0.0, 360.0)
@@ -68,16 +62,9 @@ def png_bytes(rgb_u8: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _to_u8(rgb: torch.Tensor) -> np.ndarray:
-    """(3, H, W) RGB in [0, 1] -> uint8 (H, W, 3) on the CPU."""
-    return rgb.clamp(0, 1).mul(255.0).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
 def _bundled_palette(name: str) -> torch.Tensor:
     """The palette of a bundled photo (pnlib.data), read from the palette cache after the first time."""
     if name not in _bundled_cache:
-        from .data import bundled_photos
-
         photo = dict(bundled_photos())[name]
         _bundled_cache[name] = cached_palette(load_image(photo), name=f"bundled/{name}")
     return _bundled_cache[name]
@@ -110,52 +97,16 @@ class PaletteControl(widgets.VBox):
         self.result_png = b""
         self.last_palette_sent = None
         self.last_update_ms = None
-        self._encode_source()
+        # FE(I_s) once, at the preview size. The palette head's P_s is the photo's palette as the pickers
+        # start from it, so picker i moves the region of the photo's colour i (no re-matching while editing).
+        self.engine = PalettePreview(self.rgb, self.model, self.preview, photo_palette=_quantise(self.extracted))
+        self.size, self.preview_size = self.engine.size, self.engine.preview_size
         self._build()
         self.update()
 
-    # -- the network, split as in eq. (2) --------------------------------------------------------------
-
-    def _encode_source(self) -> None:
-        """c = FE(I_s) once, at the preview size; keep the full-resolution L for the output."""
-        dev = next(self.model.parameters()).device
-        H, W = self.rgb.shape[-2:]
-        s = min(1.0, self.preview / max(H, W))
-        h, w = max(1, round(H * s)), max(1, round(W * s))
-        small = self.rgb[None]
-        if (h, w) != (H, W):
-            small = F.interpolate(small, size=(h, w), mode="bilinear", antialias=True,
-                                  align_corners=False).clamp_(0, 1)
-        with torch.inference_mode():
-            I_s, _ = pad_to_multiple(normalize_lab(rgb_to_lab(small.to(dev))))
-            self._c = self.model.encoder(I_s)
-            self._I_preview = I_s
-            lab_full = rgb_to_lab(self.rgb[None].to(dev))
-            self._L_full = lab_full[:, :1]                          # raw L of the full-size photo
-            self._affine = getattr(self.model, "head", "direct") in ("affine", "palette")
-            # The palette head reads P_s: the photo's palette in the order the pickers start from, so
-            # colour i of the pickers replaces colour i of the photo (no re-matching while you edit).
-            self._P_s = normalize_lab(rgb_to_lab(_quantise(self.extracted), dim=-1), dim=-1)[None].to(dev) \
-                if self.model.uses_source_palette else None
-            self._ab_full = normalize_lab(lab_full)[:, 1:] if self._affine else None  # its chroma
-        self.size, self.preview_size = (H, W), (h, w)
-
-    def _render(self, P_t: torch.Tensor) -> bytes:
-        """RD(c, P_t, I_s) at the preview size -> Îab_t upsampled onto the full L -> PNG bytes.
-
-        Affine and palette heads: A, β at the preview size, upsampled, applied to the full-size source chroma.
-        """
-        dev = self._L_full.device
-        with torch.inference_mode():
-            if self._affine:
-                out = self.model.decoder.head_output(self._c, P_t[None].to(dev), self._I_preview, self._P_s)
-            else:
-                out = self.model.forward_features(self._c, P_t[None].to(dev), self._I_preview, self._P_s)
-            out = crop_to(out, self.preview_size)
-            if self.preview_size != self.size:
-                out = F.interpolate(out, size=self.size, mode="bilinear", align_corners=False)
-            ab = apply_affine(out, self._ab_full) if self._affine else out
-            return png_bytes(compose_result(self._L_full, ab)[0])
+    def render_png(self, P_t: torch.Tensor) -> bytes:
+        """The result for a normalised-LAB P_t (6, 3), as PNG bytes."""
+        return png_bytes(self.engine.render(P_t))
 
     # -- the palette ------------------------------------------------------------------------------------
 
@@ -167,12 +118,9 @@ class PaletteControl(widgets.VBox):
         return lab_to_rgb(hue_shift(self._base, theta, dim=-1), dim=-1, clip=True)
 
     def palette_lab_norm(self) -> torch.Tensor:
-        """P_t for the network: the palette in normalised LAB (§4.2), (6, 3)."""
+        """P_t for the network: the palette in normalised LAB (§4.2), (6, 3), hue-rotated as in training."""
         theta = float(self.hue_slider.value)
-        if theta == 0:
-            return normalize_lab(rgb_to_lab(self._base, dim=-1), dim=-1)
-        # As in training (pnlib.data): eq. (10) keeps L, so a rotated colour may leave the gamut a little.
-        return normalize_lab(hue_shift(self._base, theta, dim=-1), dim=-1).clamp(-1.0, 1.0)
+        return palette_lab_norm(self._base, theta if theta != 0 else None)
 
     def set_palette(self, palette) -> None:
         """Set all six colours (anything parse_palette takes) and recompute."""
@@ -191,42 +139,16 @@ class PaletteControl(widgets.VBox):
     def _build(self) -> None:
         H, W = self.size
         shown = min(W, 420)
-        self.source_image = widgets.Image(value=png_bytes(_to_u8(self.rgb)), format="png", width=shown)
+        source_png = png_bytes(to_uint8(self.rgb).permute(1, 2, 0).numpy())
+        self.source_image = widgets.Image(value=source_png, format="png", width=shown)
         self.result = widgets.Image(format="png", width=shown)
         self.swatch = widgets.HTML()
         self.status = widgets.HTML()
         self.error_area = widgets.HTML()
-        self.pickers, self.sliders, columns = [], [], []
-        for k in range(6):
-            picker = widgets.ColorPicker(value=self._hex(k), description=f"colour {k + 1}", concise=False,
-                                         layout=widgets.Layout(width="165px"),
-                                         style={"description_width": "58px"})
-            sl = {name: widgets.FloatSlider(min=lo, max=hi, step=SLIDER_STEP, description=name, readout_format=".0f",
-                                            layout=widgets.Layout(width="165px"),
-                                            style={"description_width": "14px"})
-                  for name, (lo, hi) in (("L", L_RANGE), ("C", C_RANGE), ("h", H_RANGE))}
-            picker.observe(self._callback(self._on_picker, k), names="value")
-            for s in sl.values():
-                s.observe(self._callback(self._on_lch, k), names="value")
-            self.pickers.append(picker)
-            self.sliders.append(sl)
-            columns.append(widgets.VBox([picker, sl["L"], sl["C"], sl["h"]]))
+        columns = self._build_colours()
         for k in range(6):
             self._sync_sliders(k)
-        self.hue_slider = widgets.FloatSlider(value=0.0, min=-180.0, max=180.0, step=1.0,
-                                              description="rotate all hues (°)", readout_format=".0f",
-                                              layout=widgets.Layout(width="420px"),
-                                              style={"description_width": "130px"})
-        self.hue_slider.observe(self._callback(lambda: self.update()), names="value")
-        from .data import BUNDLED_NAMES
-
-        self.palette_source = widgets.Dropdown(options=[_THIS_PHOTO, *BUNDLED_NAMES], value=_THIS_PHOTO,
-                                               layout=widgets.Layout(width="170px"))
-        self.from_image_button = widgets.Button(description="palette from the image", icon="eyedropper",
-                                                layout=widgets.Layout(width="190px"))
-        self.from_image_button.on_click(self._callback(self._on_from_image))
-        self.reset_button = widgets.Button(description="reset", icon="undo", layout=widgets.Layout(width="90px"))
-        self.reset_button.on_click(self._callback(self._on_reset))
+        self._build_palette_row()
 
         def titled(title, w):
             return widgets.VBox([widgets.HTML(f"<b>{title}</b>", layout=widgets.Layout(height="30px")), w])
@@ -246,6 +168,40 @@ class PaletteControl(widgets.VBox):
         self.add_class("pn-palette-control")
         self.result.add_class("pn-result")
         self.error_area.add_class("pn-error")
+
+    def _build_colours(self) -> list:
+        """Six colour pickers, each with L, C, h sliders; returns their columns."""
+        self.pickers, self.sliders, columns = [], [], []
+        for k in range(6):
+            picker = widgets.ColorPicker(value=self._hex(k), description=f"colour {k + 1}", concise=False,
+                                         layout=widgets.Layout(width="165px"),
+                                         style={"description_width": "58px"})
+            sl = {name: widgets.FloatSlider(min=lo, max=hi, step=SLIDER_STEP, description=name, readout_format=".0f",
+                                            layout=widgets.Layout(width="165px"),
+                                            style={"description_width": "14px"})
+                  for name, (lo, hi) in (("L", L_RANGE), ("C", C_RANGE), ("h", H_RANGE))}
+            picker.observe(self._callback(self._on_picker, k), names="value")
+            for s in sl.values():
+                s.observe(self._callback(self._on_lch, k), names="value")
+            self.pickers.append(picker)
+            self.sliders.append(sl)
+            columns.append(widgets.VBox([picker, sl["L"], sl["C"], sl["h"]]))
+        return columns
+
+    def _build_palette_row(self) -> None:
+        """The hue rotation of the whole palette, the palette-source menu, and the buttons."""
+        self.hue_slider = widgets.FloatSlider(value=0.0, min=-180.0, max=180.0, step=1.0,
+                                              description="rotate all hues (°)", readout_format=".0f",
+                                              layout=widgets.Layout(width="420px"),
+                                              style={"description_width": "130px"})
+        self.hue_slider.observe(self._callback(lambda: self.update()), names="value")
+        self.palette_source = widgets.Dropdown(options=[_THIS_PHOTO, *BUNDLED_NAMES], value=_THIS_PHOTO,
+                                               layout=widgets.Layout(width="170px"))
+        self.from_image_button = widgets.Button(description="palette from the image", icon="eyedropper",
+                                                layout=widgets.Layout(width="190px"))
+        self.from_image_button.on_click(self._callback(self._on_from_image))
+        self.reset_button = widgets.Button(description="reset", icon="undo", layout=widgets.Layout(width="90px"))
+        self.reset_button.on_click(self._callback(self._on_reset))
 
     @contextmanager
     def _hold(self):
@@ -310,7 +266,7 @@ class PaletteControl(widgets.VBox):
             self.swatch.value = _swatch_html(palette)
             P_t = self.palette_lab_norm()
             self.last_palette_sent = P_t
-            png = self._render(P_t)
+            png = self.render_png(P_t)
         except Exception as e:  # noqa: BLE001 - shown in the widget, not swallowed
             self._show_error(e)
             return False
@@ -318,7 +274,7 @@ class PaletteControl(widgets.VBox):
         self.result.value = png
         self.last_update_ms = 1000 * (time.perf_counter() - t0)
         (h, w), (H, W) = self.preview_size, self.size
-        what = "A, β upsampled to" if self._affine else "Îab upsampled to"
+        what = "A, β upsampled to" if self.engine.affine else "Îab upsampled to"
         self.status.value = (f"<span style='color:#666;font-size:90%'>RD at {w}×{h}, {what} "
                              f"{W}×{H}: {self.last_update_ms:.0f} ms</span>")
         self.error = ""
@@ -348,29 +304,3 @@ def _swatch_html(palette: torch.Tensor) -> str:
                      f"align-items:center;justify-content:center;font:11px monospace'>{hx}</div>")
     return ("<div style='display:flex;align-items:center;gap:2px'><b style='margin-right:8px'>target palette "
             "P<sub>t</sub></b>" + "".join(cells) + "</div>")
-
-
-def bench_widget(preview: int = 256, repeat: int = 20, threads: int = 2) -> dict:
-    """One widget update on a 432×288 (W×H) photo: RD at the preview size + upsample + PNG encode.
-
-    Prints ``widget update at preview N (2 threads): X ms`` (median of ``repeat``; target <= 100 ms).
-    """
-    prev = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        model, what = bench_model()
-        w = PaletteControl(bench_photo((288, 432)), model=model, preview=preview)
-        P_t = w.palette_lab_norm()
-        w._render(P_t)  # warm-up
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            w._render(P_t)
-            times.append(time.perf_counter() - t0)
-        ms = 1000 * statistics.median(times)
-        print(f"widget update at preview {preview} ({threads} threads): {ms:.1f} ms "
-              f"(432x288 photo, RD at {w.preview_size[1]}x{w.preview_size[0]}, {what}; target <= 100 ms)"
-              f"{busy_note()}")
-        return {"preview": preview, "ms": ms, "threads": threads, "model": what}
-    finally:
-        torch.set_num_threads(prev)

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from pnlib import data as D
+from pnlib import photos as Ph
 from pnlib.color import hue_shift, normalize_lab, rgb_to_lab
 
 SIX = "#e63946,#f1faee,#a8dadc,#457b9d,#1d3557,#ffb703"
@@ -47,10 +48,10 @@ def _png48(path, arr):
 
 def test_bundled_photos_are_the_eight_local_files(bundled):
     photos = D.bundled_photos()
-    assert [n for n, _ in photos] == list(D.BUNDLED_NAMES)
+    assert [n for n, _ in photos] == list(Ph.BUNDLED_NAMES)
     for name, a in photos:
         assert a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3 and min(a.shape[:2]) >= 300, name
-    assert [p.name for p in bundled] == [f"bundled/{n}" for n in D.BUNDLED_NAMES]
+    assert [p.name for p in bundled] == [f"bundled/{n}" for n in Ph.BUNDLED_NAMES]
     for p in bundled:
         assert p.rgb.dtype == torch.float32 and p.rgb.shape[0] == 3 and 0 <= p.rgb.min() and p.rgb.max() <= 1
         assert p.palette.shape == (6, 3) and p.palette.dtype == torch.float32

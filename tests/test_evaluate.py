@@ -13,7 +13,9 @@ from pnlib.color import denormalize_lab, lab_to_rgb, rgb_to_lab
 from pnlib.data import load_pairs, split_pairs, validation_set
 from pnlib.metrics import mean_delta_e00
 from pnlib.model import PaletteNet
-from pnlib.train import FORMAT, get_config
+from pnlib.palette import match_palette
+from pnlib.checkpoint import FORMAT
+from pnlib.config import get_config
 
 SIZE = (32, 48)
 
@@ -92,11 +94,11 @@ def test_random_palettes_are_seeded_and_displayable():
 def test_match_palette_undoes_a_permutation():
     src = torch.tensor([[.9, .1, .1], [.1, .8, .2], [.1, .2, .9], [.9, .9, .2], [.1, .1, .1], [.95, .95, .95]])
     perm = torch.tensor([3, 5, 0, 1, 4, 2])
-    torch.testing.assert_close(E.match_palette(src, src[perm]), src)
+    torch.testing.assert_close(match_palette(src, src[perm]), src)
     # a hue-shifted copy by a small angle keeps each colour's partner
     from pnlib.color import hue_shift
     near = lab_to_rgb(hue_shift(src, 10.0, dim=-1), dim=-1)
-    torch.testing.assert_close(E.match_palette(src, near[perm]), near)
+    torch.testing.assert_close(match_palette(src, near[perm]), near)
 
 
 def test_cli_missing_checkpoint_exits_2(tmp_path, capsys):

@@ -11,9 +11,12 @@ from PIL import Image
 from skimage import data, transform
 
 from pnlib import inference as I
+from pnlib.__main__ import main
+from pnlib.bench import bench_recolor
+from pnlib.checkpoint import FORMAT, CheckpointMismatch
 from pnlib.color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab
+from pnlib.config import get_config
 from pnlib.model import PaletteNet
-from pnlib.train import FORMAT, CheckpointMismatch, get_config
 
 ROOT = Path(__file__).resolve().parent.parent
 PALETTE = "#264653,#2a9d8f,#e9c46a,#f4a261,#e76f51,#f1faee"
@@ -291,12 +294,9 @@ def test_cli_errors(files, ckpt):
 
 
 def test_cli_missing_shipped_checkpoint(monkeypatch, tmp_path, files, capsys):
-    import argparse
-
     monkeypatch.setattr(I, "SHIPPED", tmp_path / "palettenet.pt")
-    args = argparse.Namespace(image=str(files / "in.png"), palette=PALETTE, palette_from=None,
-                              output=str(tmp_path / "o.png"), checkpoint=None, device="cpu")
-    assert I.cli_recolor(args) == 2
+    argv = ["recolor", str(files / "in.png"), "--palette", PALETTE, "-o", str(tmp_path / "o.png"), "--device", "cpu"]
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert "shipped checkpoint" in err and "python -m pnlib train" in err
 
@@ -313,6 +313,20 @@ def test_recolor_palettes_equals_recolor(model, photo):
 
 def test_bench_recolor_prints_its_line(capsys):
     """A smoke test of the benchmark (the numbers themselves are printed, never asserted)."""
-    res = I.bench_recolor(sizes=((32, 48),), repeat=1)
+    res = bench_recolor(sizes=((32, 48),), repeat=1)
     assert res[0]["size"] == (32, 48) and res[0]["seconds"] > 0
     assert "recolor 32x48 (2 threads):" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("head", ["direct", "affine"])
+def test_palette_preview_at_full_size_equals_recolor(photo, head):
+    """PalettePreview (the sliders' maths, no widgets): FE once, then RD per palette; at the photo's own
+    size (nothing to upsample) it gives recolor's pixels."""
+    torch.manual_seed(0)
+    G = PaletteNet(8, head).eval()
+    preview = I.PalettePreview(I.load_image(photo), G, preview=max(photo.shape[:2]))
+    assert preview.preview_size == preview.size == photo.shape[:2]
+    for P in (PALETTE, MODERATE):
+        out = preview.render(I.palette_lab_norm(P))
+        assert out.shape == photo.shape and out.dtype == np.uint8
+        assert np.abs(out.astype(int) - I.recolor(photo, P, model=G)).max() <= 1

@@ -1,4 +1,4 @@
-"""The notebooks: conventions (DESIGN.md), figure links, and nbval under the `ci` preset."""
+"""The notebooks: conventions (README.md, "Notes for maintainers"), figure links, and nbval under the `ci` preset."""
 import json
 import os
 import re

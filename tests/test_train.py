@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from pnlib import checkpoint as CK
+from pnlib import config as C
 from pnlib import train as T
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +60,7 @@ def test_phase2_leaves_FE_unchanged_and_trains_RD(ci_run):
 def test_checkpoint_holds_plain_config_and_loads_weights_only(ci_run):
     out = ci_run[0]
     state = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert state["step"] == T.PRESETS["ci"]["steps1"] + T.PRESETS["ci"]["steps2"]
+    assert state["step"] == C.PRESETS["ci"]["steps1"] + C.PRESETS["ci"]["steps2"]
     assert state["config"]["preset"] == "ci" and isinstance(state["config"]["size"], list)
     assert {"G", "D", "opt_g", "opt_rd", "opt_d", "rng"} <= set(state)
     hist = json.loads((out / "history.json").read_text())["history"]
@@ -74,20 +76,20 @@ def test_load_or_train_loads_a_finished_run(ci_run, capsys):
 
 def test_wrong_checkpoint_is_refused_with_what_differs(ci_run):
     out = ci_run[0]
-    with pytest.raises(T.CheckpointMismatch, match=r"preset: checkpoint has 'ci', this run wants 'quick'.*width"):
+    with pytest.raises(CK.CheckpointMismatch, match=r"preset: checkpoint has 'ci', this run wants 'quick'.*width"):
         T.load_or_train("quick", out=out, progress=False)
     bad = out.parent / "notackpt"
     bad.mkdir(exist_ok=True)
     (bad / "checkpoint.pt").write_bytes(b"garbage")
-    with pytest.raises(T.CheckpointMismatch, match="not a readable pnlib checkpoint"):
-        T.read_checkpoint(bad / "checkpoint.pt")
+    with pytest.raises(CK.CheckpointMismatch, match="not a readable pnlib checkpoint"):
+        CK.read_checkpoint(bad / "checkpoint.pt")
 
 
 def test_head_differences_name_the_heads():
     """A checkpoint from before the head setting counts as the paper's direct head, and says so."""
-    old = {k: v for k, v in T.get_config("ci").items() if k != "head"}
-    assert T.config_differences(old, T.get_config("ci", head="direct")) == []
-    assert T.config_differences(old, T.get_config("ci")) == [
+    old = {k: v for k, v in C.get_config("ci").items() if k != "head"}
+    assert CK.config_differences(old, C.get_config("ci", head="direct")) == []
+    assert CK.config_differences(old, C.get_config("ci")) == [
         "head: checkpoint has 'direct', this run wants 'palette'"]
 
 

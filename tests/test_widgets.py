@@ -150,7 +150,7 @@ def test_errors_are_shown_in_the_widget_and_cleared(w, monkeypatch):
 
 def test_bench_widget_prints_its_line(capsys):
     """A smoke test of the benchmark (the numbers themselves are printed, never asserted)."""
-    from pnlib.widgets import bench_widget
+    from pnlib.bench import bench_widget
 
     res = bench_widget(preview=64, repeat=1)
     assert res["ms"] > 0 and "widget update at preview 64 (2 threads):" in capsys.readouterr().out

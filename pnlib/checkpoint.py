@@ -1,0 +1,145 @@
+"""Checkpoints: the format, atomic writes, reading, mismatch checks, old checkpoints, export.
+
+A checkpoint is a dict saved by ``torch.save`` and read with ``weights_only=True``: ``format``
+(:data:`FORMAT`), ``config`` (plain types, :func:`pnlib.config.get_config`), ``step``, ``history`` and
+``G`` (PaletteNet's state dict); a training run's ``checkpoint.pt`` also holds ``D``, the three
+optimisers and the random state (pnlib.train). Every file is written atomically: a temporary file in
+the same folder, then ``os.replace``, so a kill never leaves half a file.
+
+A checkpoint written before an architecture setting existed lacks its key; it counts as the setting's
+legacy value (:data:`pnlib.config.LEGACY`: the paper's ``direct`` head). Used by both training and
+inference; it never imports the training loop.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from .config import ARCH_KEYS, arch_value
+from .model import HEADS, PaletteNet
+
+FORMAT = "pnlib-checkpoint/1"
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint from another preset or architecture, or a file that is not a pnlib checkpoint."""
+
+
+def checkpoint_path(out) -> Path:
+    return Path(out) / "checkpoint.pt"
+
+
+def phase1_path(out) -> Path:
+    return Path(out) / "phase1.pt"
+
+
+def atomic_save(state: dict, path) -> Path:
+    """``torch.save(state, path)`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def atomic_write_text(text: str, path) -> Path:
+    """Write a text file through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path) -> dict:
+    """torch.load(weights_only=True) with clear errors for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated file, a pickle of something else, not a torch file at all
+        raise CheckpointMismatch(f"{path} is not a readable pnlib checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointMismatch(f"{path} is not a pnlib checkpoint (expected format {FORMAT!r})")
+    return state
+
+
+def config_differences(saved: dict, wanted: dict, keys=("preset",) + ARCH_KEYS) -> list[str]:
+    """One line per setting in which a checkpoint's config and a run's differ (legacy values filled in)."""
+    return [f"{k}: checkpoint has {arch_value(saved, k)!r}, this run wants {arch_value(wanted, k)!r}"
+            for k in keys if arch_value(saved, k) != arch_value(wanted, k)]
+
+
+def check_matches(state: dict, cfg: dict, what: str) -> None:
+    """Raise :class:`CheckpointMismatch` naming each difference when ``state`` cannot serve ``cfg``.
+
+    ``what``: the start of the message, e.g. "checkpoint runs/ci/checkpoint.pt does not match this run".
+    """
+    diff = config_differences(state["config"], cfg)
+    if diff:
+        raise CheckpointMismatch(f"{what}: " + "; ".join(diff))
+
+
+def generator_from_state(state: dict, path) -> PaletteNet:
+    """PaletteNet with a checkpoint's weights (on the CPU, train mode), built from the checkpoint's config.
+
+    Raises :class:`CheckpointMismatch` for a file without a config and G's weights, an unknown head or
+    weights that do not fit. Weights saved by a torch.compile'd module (``_orig_mod.`` names) load too.
+    """
+    cfg = state.get("config")
+    if not isinstance(cfg, dict) or "width" not in cfg or not isinstance(state.get("G"), dict):
+        raise CheckpointMismatch(f"{path} is not a pnlib model checkpoint (no config width / G weights)")
+    head = arch_value(cfg, "head")
+    if head not in HEADS:
+        raise CheckpointMismatch(f"{path}: unknown head {head!r} (this pnlib knows {', '.join(HEADS)})")
+    G = PaletteNet.from_config({**cfg, "width": int(cfg["width"])})
+    weights = {k.replace("_orig_mod.", ""): v for k, v in state["G"].items()}
+    try:
+        G.load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointMismatch(f"{path}: the weights do not fit PaletteNet({cfg['width']}, {head!r}): {e}") from None
+    return G
+
+
+def export_model(ckpt, dest, command: str | None = None) -> Path:
+    """Write a small inference-only checkpoint (G's weights + config) and a JSON beside it.
+
+    The JSON records what a reader needs to trust the weights: the command, preset, data, steps,
+    training time, hardware and the final validation ΔE00 (with the identity's for reference).
+    """
+    state = read_checkpoint(ckpt)
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save({"format": FORMAT, "config": state["config"], "step": state["step"], "G": state["G"],
+                 "history": state["history"][-1:]}, dest)
+    hist = state["history"]
+    last_val = next((r for r in reversed(hist) if "val_de00" in r), {})
+    info = {
+        "command": command or " ".join([Path(sys.executable).name, "-m", "pnlib"] + sys.argv[1:]),
+        "preset": state["config"]["preset"], "config": state["config"], "data": state["config"]["data"],
+        "steps": state["step"], "train_time_s": sum(r.get("elapsed_s", 0) for r in _segment_ends(hist)),
+        "hardware": {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                     "torch": torch.__version__},
+        "val_de00": last_val.get("val_de00"), "identity_de00": last_val.get("identity_de00"),
+        "size_bytes": dest.stat().st_size,
+    }
+    dest.with_suffix(".json").write_text(json.dumps(info, indent=1))
+    return dest
+
+
+def _segment_ends(history: list) -> list:
+    """elapsed_s restarts at 0 when a run resumes: the last row of each segment holds its time."""
+    ends = []
+    for i, r in enumerate(history):
+        nxt = history[i + 1] if i + 1 < len(history) else None
+        if nxt is None or nxt.get("elapsed_s", 0) < r.get("elapsed_s", 0):
+            ends.append(r)
+    return ends

@@ -1,0 +1,169 @@
+"""Settings, defined once: the presets, the settings they share, the architecture keys, devices, paths.
+
+A preset is data: one key per line, each with the reason for its value (nanoGPT's config files do the
+same). ``get_config(preset, **overrides)`` is the only way code reads them; the command line's
+``--preset`` choices are ``PRESET_NAMES``. The lowest layer of pnlib: it imports no other pnlib module.
+
+To add a preset: a new entry of ``PRESETS`` with every key of the others. To add a setting: a line in
+``COMMON`` (or in each preset, when it differs between them), with its reason. A setting that changes a
+network's shape is also a line of ``ARCH``: ``PaletteNet.from_config`` / ``Discriminator.from_config``
+then pass it to the constructor, and checkpoints are compared on it (pnlib.checkpoint).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+# --------------------------------------------------------------------------------------------- paths
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUNS_DIR = REPO_ROOT / "runs"                 # run folders, executed notebooks, caches; never committed
+CACHE_DIR = RUNS_DIR / "cache" / "palettes"   # extracted palettes (pnlib.data.cached_palette)
+FIG_DIR = REPO_ROOT / "figures"               # the committed reference figures (pnlib.viz.save_fig)
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+#: The checkpoint that ships with the package (written by ``python -m pnlib export``).
+SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "palettenet.pt"
+
+# ------------------------------------------------------------------------------------------- presets
+#: `ci`: seconds (tests, nbval). `quick`: the default, minutes on a 2-core CPU. `full`: paper scale, one GPU.
+PRESETS = {
+    "ci": dict(
+        size=(32, 48),         # tiny: seconds per run; H and W are multiples of 16 (FE's four stride-2 stages)
+        batch=4,               # tiny: seconds per run
+        steps1=40,             # enough for the E-loss to fall (tests check it)
+        steps2=10,             # phase 2 only has to run
+        width=8,               # tiny: speed only
+        d_width=8,             # D as small as G
+        val_every=20,          # two validations in phase 1
+        ckpt_every=10,         # several checkpoints, so resume is exercised
+        log_every=10,          # a few history rows
+        compile=False,         # compiling costs more than these steps take
+        anticheat_steps=20,    # notebook 04's discriminator experiment: it only has to run
+        eval_size=(64, 96),    # notebook 06: a tiny model only has to run, fast
+    ),
+    "quick": dict(
+        size=(64, 96),         # a laptop CPU trains in minutes; 2/9 of the paper's side
+        batch=16,              # small enough for a CPU step of a fraction of a second
+        steps1=1800,           # with steps2: about 4 minutes on a 2-core CPU (README)
+        steps2=300,            # phase 2: FE frozen, RD and D train
+        width=16,              # 1/4 of the paper-scale 64: the shipped checkpoint's width, a few MB
+        d_width=16,            # D as wide as G
+        val_every=300,         # validation costs seconds: six times a run
+        ckpt_every=150,        # a killed run loses at most 150 steps
+        log_every=50,          # history rows for the loss plots
+        compile=False,         # torch.compile is CUDA-only here (pnlib.train.train_loop)
+        lr=1e-3,               # ours: minutes of CPU, 11.0 against 11.6 held-out ΔE00 after 900 steps at 2e-4
+        anticheat_steps=150,   # notebook 04's discriminator experiment: minutes on a CPU
+        eval_size=(288, 432),  # notebook 06 at the paper's size (§4.1)
+    ),
+    "full": dict(
+        size=(288, 432),       # the paper's size (§4.1)
+        batch=32,              # for one GPU at width 64
+        steps1=6000,           # paper scale, for one GPU
+        steps2=1500,           # a quarter of phase 1
+        width=64,              # the usual DCGAN / U-net base width (the paper gives none)
+        d_width=64,            # D as wide as G
+        val_every=1000,        # validation at 288×432 takes a while
+        ckpt_every=500,        # a killed run loses at most 500 steps
+        log_every=100,         # history rows for the loss plots
+        compile=False,         # off: set it True to try torch.compile on a long GPU run
+        anticheat_steps=300,   # notebook 04: twice the quick preset's, for a wider D
+        eval_size=(288, 432),  # notebook 06 at the paper's size (§4.1)
+    ),
+}
+PRESET_NAMES = tuple(PRESETS)
+
+#: Shared by every preset (a preset's own value wins).
+COMMON = dict(
+    lr=2e-4,                   # Adam's learning rate (§4.2, from DCGAN)
+    betas=(0.5, 0.999),        # Adam's β (§4.2, from DCGAN)
+    lam=10.0,                  # λ of eq. (9) (§3.2): L_G = λ L_E + L_Adv
+    data="bundled",            # the eight photos that ship with scikit-image, scikit-learn, matplotlib
+    seed=0,                    # weights, sampler and the train / validation split
+    device="auto",             # CUDA, else Apple MPS, else CPU (resolve_device)
+    crop_scale=(0.25, 1.0),    # ours: random crops of 0.25-1 of the photo; 11.4 against 12.2 held-out
+                               # ΔE00 with 0.5-1 (quick, 900 steps): six training photos, not 1,561
+    jitter=0.3,                # ours: random saturation and gamma per crop (pnlib.data.PairSampler);
+                               # 11.7 against 12.2 without (quick, 900 steps)
+    head="palette",            # ours: RD also reads the photo's palette P_s and predicts soft weights over
+                               # its entries, each moving the ab plane by its own similarity transform
+                               # (pnlib.model.PaletteTransfer). Held-out hue shifts at 288×432: 2.3 ΔE00
+                               # against 5.3 for Chang et al.; "affine" (ours, A · I^ab_s + β) 9.5 and the
+                               # paper's "direct" 11.9 on the bundled pair (benchmarks/RESULTS.md)
+)
+
+
+class Arch(NamedTuple):
+    """A setting that changes a network's shape."""
+    net: str      # "G" (PaletteNet) or "D" (Discriminator): whose constructor takes it
+    arg: str      # the constructor's argument
+    legacy: object = None  # its value in checkpoints written before the setting existed (None: always saved)
+
+
+#: The architecture settings: a checkpoint that differs in one of them cannot be loaded.
+ARCH = {
+    "width": Arch("G", "width"),
+    "d_width": Arch("D", "width"),
+    "head": Arch("G", "head", legacy="direct"),  # checkpoints from before the affine head have the paper's
+}
+ARCH_KEYS = tuple(ARCH)
+#: What a checkpoint written before a setting existed used.
+LEGACY = {k: a.legacy for k, a in ARCH.items() if a.legacy is not None}
+
+
+def arch_value(cfg: dict, key: str):
+    """``cfg[key]``, or its legacy value when ``cfg`` (an old checkpoint's config) predates the setting."""
+    return cfg.get(key, LEGACY.get(key))
+
+
+def arch_kwargs(cfg: dict, net: str) -> dict:
+    """The constructor arguments of network ``net`` ("G" or "D") from a config."""
+    return {a.arg: arch_value(cfg, k) for k, a in ARCH.items() if a.net == net}
+
+
+def get_config(preset: str = "quick", **overrides) -> dict:
+    """The full configuration of a preset, with overrides (only known keys), as plain types."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    cfg = {"preset": preset, **COMMON, **PRESETS[preset]}
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k not in cfg:
+            raise ValueError(f"unknown setting {k!r}; known: {', '.join(sorted(cfg))}")
+        cfg[k] = v
+    for k in ("size", "betas", "crop_scale", "eval_size"):
+        cfg[k] = list(cfg[k])
+    cfg["data"] = str(cfg["data"])
+    return cfg
+
+
+def default_out(preset: str) -> Path:
+    """A preset's run folder: ``runs/<preset>/``."""
+    return RUNS_DIR / preset
+
+
+# ------------------------------------------------------------------------------------ devices, threads
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> CUDA, else Apple MPS, else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch CPU threads, then restore the previous count (None: leave as is)."""
+    prev = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)

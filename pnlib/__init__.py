@@ -8,12 +8,12 @@ inference -> baselines -> evaluate -> train -> viz -> widgets -> runner -> bench
 It sits below `train`, so recolouring a photo never loads the training loop.) See README.md,
 "Notes for maintainers".
 """
-__all__ = ["load_model", "recolor"]
+__all__ = ["load_model", "recolor", "palette_of"]
 
 
 def __getattr__(name):
     # Lazy, so `import pnlib.color` stays light; `pnlib.recolor(...)` still works.
-    if name in ("load_model", "recolor"):
+    if name in ("load_model", "recolor", "palette_of"):
         from . import inference as _r
         return getattr(_r, name)
     raise AttributeError(f"module 'pnlib' has no attribute {name!r}")

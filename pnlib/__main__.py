@@ -144,7 +144,7 @@ def _training_parsers(sub) -> None:
 
     t = sub.add_parser("train", help="train PaletteNet (both phases; resumes from the run folder)")
     t.add_argument("--preset", default="quick", choices=PRESET_NAMES)
-    t.add_argument("--out", help="run folder (default runs/<preset>/)")
+    t.add_argument("--out", help="run folder (default runs/<preset>/; runs/<preset>-<head>/ for another --head)")
     t.add_argument("--until-phase", type=int, default=2, choices=[1, 2])
     t.add_argument("--steps1", type=int, help="override the preset's phase-1 steps")
     t.add_argument("--steps2", type=int, help="override the preset's phase-2 steps")

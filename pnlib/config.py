@@ -140,9 +140,12 @@ def get_config(preset: str = "quick", **overrides) -> dict:
     return cfg
 
 
-def default_out(preset: str) -> Path:
-    """A preset's run folder: ``runs/<preset>/``."""
-    return RUNS_DIR / preset
+def default_out(preset: str, head: str | None = None) -> Path:
+    """A preset's run folder: ``runs/<preset>/``, or ``runs/<preset>-<head>/`` for a head other than the
+    preset's own (notebooks 03 and 04 train the paper's ``direct`` head there, beside ours)."""
+    if head is None or head == get_config(preset)["head"]:
+        return RUNS_DIR / preset
+    return RUNS_DIR / f"{preset}-{head}"
 
 
 # ------------------------------------------------------------------------------------ devices, threads

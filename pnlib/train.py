@@ -338,7 +338,7 @@ def train(preset: str = "quick", out=None, until_phase: int = 2, callback=None, 
           resume: bool = True, **overrides):
     """Train (or resume) a run; returns ``(G, history)``. Prints whether it resumed or started fresh."""
     cfg = get_config(preset, **overrides)
-    out = Path(out) if out is not None else default_out(preset)
+    out = Path(out) if out is not None else default_out(preset, cfg["head"])
     run = build_run(cfg, out)
     ck = checkpoint_path(out)
     if resume and ck.exists():
@@ -355,10 +355,11 @@ def load_or_train(preset: str = "quick", out=None, until_phase: int = 2, callbac
     """Load a finished, matching checkpoint; otherwise train (resuming a partial one). Says which.
 
     ``until_phase=1`` stops after the E-loss pretraining (notebook 03); ``2`` runs both (notebook 04).
-    Returns ``(G, history)`` with G in eval mode on the run's device.
+    Returns ``(G, history)`` with G in eval mode on the run's device. The run folder is ``out``, by
+    default ``runs/<preset>/`` (``runs/<preset>-<head>/`` when ``head`` overrides the preset's).
     """
     cfg = get_config(preset, **overrides)
-    out = Path(out) if out is not None else default_out(preset)
+    out = Path(out) if out is not None else default_out(preset, cfg["head"])
     ck = checkpoint_path(out)
     need = cfg["steps1"] if until_phase == 1 else cfg["steps1"] + cfg["steps2"]
     for path in ((phase1_path(out), ck) if until_phase == 1 else (ck,)):

@@ -129,10 +129,31 @@ def export_model(ckpt, dest, command: str | None = None) -> Path:
                      "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                      "torch": torch.__version__},
         "val_de00": last_val.get("val_de00"), "identity_de00": last_val.get("identity_de00"),
+        "data_sources": data_provenance(state["config"]["data"]),
         "size_bytes": dest.stat().st_size,
     }
     dest.with_suffix(".json").write_text(json.dumps(info, indent=1))
     return dest
+
+
+def data_provenance(data: str) -> list[dict]:
+    """Each photo source of a run's ``data`` setting: its name, path and number of image files.
+
+    The bundled photos ship with scikit-image, scikit-learn and matplotlib; a folder is named by its
+    last path component, as training names its photos (README, "More photos" lists the known ones).
+    """
+    from .photos import BUNDLED_NAMES, IMAGE_EXTENSIONS
+
+    out = []
+    for src in (s.strip() for s in str(data).split(",") if s.strip()):
+        if src == "bundled":
+            out.append({"name": "bundled", "photos": len(BUNDLED_NAMES),
+                        "what": "scikit-image, scikit-learn and matplotlib sample photos"})
+            continue
+        root = Path(src).expanduser()
+        n = sum(1 for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if root.is_dir() else None
+        out.append({"name": root.name, "path": str(root), "photos": n})
+    return out
 
 
 def _segment_ends(history: list) -> list:

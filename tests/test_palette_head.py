@@ -177,3 +177,19 @@ def test_evaluate_own_palette_row(model):
         # CIEDE2000's chroma and hue terms do not depend on L: dropping ΔL can only lower each pair's cost
         assert b[m]["adherence_equal_L"] <= b[m]["adherence"] + 1e-9
     assert "own: ΔE00 to source" in E.to_markdown(res)
+
+
+def test_export_names_every_data_source(tmp_path):
+    """The shipped checkpoint's JSON says which photos trained it: each source, with its photo count."""
+    import json
+    from PIL import Image
+    from pnlib import train as T
+    from pnlib.checkpoint import checkpoint_path, export_model
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    T.train("ci", out=tmp_path / "run", progress=False, steps1=2, steps2=0, data=f"bundled,{folder}")
+    info = json.loads(export_model(checkpoint_path(tmp_path / "run"), tmp_path / "m.pt").with_suffix(".json").read_text())
+    assert [(s["name"], s["photos"]) for s in info["data_sources"]] == [("bundled", 8), ("mine", 3)]

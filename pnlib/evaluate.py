@@ -17,7 +17,7 @@ the median over the tuples; and the mean |ΔL| against the source (luminance kep
   hue_shift(colour i of P_j, t), so the two palettes correspond colour by colour, exactly the
   correspondence a Chang user sets by hand. (Chang's own palette, :func:`~pnlib.baselines.chang_palette`,
   would give Chang a different target than PaletteNet's P_t; with P_j both methods get one target.)
-* ``palettenet``: G(I_s, P_t) (eq. 2); it never sees the source palette;
+* ``palettenet``: G(I_s, P_t) (eq. 2); the palette head (ours) also reads P_s = P_j, as Chang does;
 * ``oracle``: the exact hue shift (:func:`pnlib.baselines.oracle`): ΔE00 ~0 by construction; what is
   left is the metric's floor (float rounding, the [-1, 1] clamp of the stored I_t, display clipping).
 
@@ -30,19 +30,19 @@ photos, 2 are held out, so 1 held-out + 5 training palettes; a training photo's 
 image, and only hue-shifted copies of it were seen in training), plus ``n_random`` seeded random
 palettes (six random LCh colours inside the sRGB gamut: the "extreme" palettes of Fig. 9). Per method:
 palette adherence (:func:`pnlib.metrics.palette_adherence`: the output's extracted palette against the
-target, as a set, ΔE00) and mean |ΔL| against the source. Chang needs a source -> target colour
-correspondence: the target's colours are matched one-to-one to the source palette P_j by the
-assignment with the least total ΔE00 (Hungarian algorithm) before the transfer; PaletteNet gets the
-target palette in its own order.
+target, as a set, ΔE00; also at equal lightness), mean |ΔL| against the source, and the share of stray
+edges (:func:`pnlib.metrics.stray_edges`: posterisation, bleeding). Chang and the palette head need a
+source -> target correspondence: the target's colours are matched one-to-one to P_j by the least total
+ΔE00 (Hungarian algorithm); the paper's head gets the target palette in its own order.
 
-:func:`evaluate` runs both and times them, :func:`to_markdown` writes the table, :func:`save_json` the
-numbers, :func:`comparison_figure` a Fig. 8/9-style grid; ``python -m pnlib eval`` runs them (pnlib.__main__).
+**Own palette** (:func:`protocol_own`): each held-out photo recoloured to its own palette, ΔE00 to the
+source. :func:`evaluate` runs all three and times them, :func:`to_markdown` writes the table,
+:func:`save_json` the numbers, :func:`comparison_figure` a Fig. 8/9-style grid (``python -m pnlib eval``).
 Imports data, metrics, baselines, checkpoint and inference; never the training loop.
 """
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import time
 from pathlib import Path
@@ -56,7 +56,7 @@ from .data import SHIFTS, load_split, validation_set
 from .inference import load_model
 from .metrics import display_lab, luminance_error, palette_distance, per_image_delta_e00, stray_edges
 from .model import PaletteNet, recolor_batched
-from .palette import extract_palette, format_palette, match_palette, palette_lab_norm
+from .palette import extract_palette, format_palette, match_palette, palette_lab_norm, random_palettes
 
 __all__ = ["DEFAULT_SIZE", "METHODS_A", "METHODS_B", "evaluate", "random_palettes", "match_palette",
            "to_markdown", "save_json", "comparison_figure", "default_checkpoint", "json_path"]
@@ -66,8 +66,6 @@ __all__ = ["DEFAULT_SIZE", "METHODS_A", "METHODS_B", "evaluate", "random_palette
 DEFAULT_SIZE = (288, 432)
 METHODS_A = ("identity", "chang", "palettenet", "oracle")
 METHODS_B = ("identity", "chang", "palettenet")
-#: Random LCh palettes: L, C ranges (hue uniform); colours outside the sRGB gamut are redrawn.
-RANDOM_L, RANDOM_C = (25.0, 90.0), (15.0, 75.0)
 #: Pixels (a seeded subsample) that palette adherence's k-means clusters: 4× fewer than
 #: extract_palette's default, for speed; six clusters are well estimated from 5,000 pixels.
 ADHERENCE_PIXELS = 5000
@@ -75,31 +73,9 @@ _BATCH = 6  # PaletteNet images per forward pass
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def random_palettes(n: int, k: int = 6, seed: int = 0) -> torch.Tensor:
-    """``n`` seeded random palettes ``(n, k, 3)`` RGB: colours uniform in L, C (see RANDOM_L/C) and hue.
-
-    Each colour is drawn in LCh, (L, C cos h, C sin h) in LAB, and redrawn until it lies in the sRGB
-    gamut, so the palette shows exactly the drawn colours. Deterministic for a seed.
-    """
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    while len(out) < n * k:
-        u = torch.rand(256, 3, generator=g, dtype=torch.float64)
-        L = RANDOM_L[0] + (RANDOM_L[1] - RANDOM_L[0]) * u[:, 0]
-        C = RANDOM_C[0] + (RANDOM_C[1] - RANDOM_C[0]) * u[:, 1]
-        h = 2 * math.pi * u[:, 2]
-        lab = torch.stack([L, C * torch.cos(h), C * torch.sin(h)], -1)
-        rgb = lab_to_rgb(lab, dim=-1, clip=False)
-        ok = ((rgb >= 0) & (rgb <= 1)).all(-1)
-        out.extend(rgb[ok].clamp(0, 1))
-    return torch.stack(out[:n * k]).reshape(n, k, 3).float()
-
-
 def _palettenet(model: PaletteNet, I_s: torch.Tensor, P_t: torch.Tensor, P_s: torch.Tensor | None = None
                 ) -> torch.Tensor:
-    """G(I_s, P_t[, P_s]) for normalised LAB batches -> Î_t = [I^L_s, Îab_t] in raw LAB on the CPU.
-
-    ``P_s``, the source palettes, reaches only a model that reads it (the palette head)."""
+    """G(I_s, P_t[, P_s]), normalised LAB in -> Î_t = [I^L_s, Îab_t], raw LAB on the CPU (P_s: palette head only)."""
     return denormalize_lab(recolor_batched(model, I_s, P_t, _BATCH, P_s))
 
 
@@ -224,24 +200,7 @@ def protocol_b(model: PaletteNet, val_pairs, train_pairs, size, n_photo: int = 6
     rgb_out["palettenet"] = lab_to_rgb(_palettenet(model, I_s, palette_lab_norm(P_m), palette_lab_norm(P_s)),
                                        clip=True)
     seconds["palettenet"] = time.perf_counter() - t0
-    methods = {}
-    for name in METHODS_B:
-        t0 = time.perf_counter()
-        shown = [extract_palette(rgb_out[name][i], max_pixels=ADHERENCE_PIXELS) for i in range(len(idx))]
-        adh = [palette_distance(shown[i], P[i]) for i in range(len(idx))]   # = palette_adherence, extracted once
-        adh_L = [palette_distance(shown[i], P[i], equal_lightness=True) for i in range(len(idx))]
-        out_lab = rgb_to_lab(rgb_out[name])
-        dL = luminance_error(out_lab, src_lab[idx], display=True)
-        stray = stray_edges(out_lab, src_lab[idx])
-        seconds[name] += time.perf_counter() - t0
-        s = _stats(adh)
-        methods[name] = {"adherence": s["mean"], "median_adherence": s["median"], "mean_abs_dL": dL,
-                         "adherence_equal_L": statistics.fmean(adh_L), "stray_edges": float(stray.mean()),
-                         "per_tuple_adherence": [round(a, 4) for a in adh],
-                         "per_tuple_adherence_equal_L": [round(a, 4) for a in adh_L],
-                         "per_tuple_stray_edges": [round(float(x), 4) for x in stray], "seconds": seconds[name]}
-        if progress:
-            print(f"  protocol B  {name:<11} adherence ΔE00 {s['mean']:6.2f}  ({seconds[name]:.1f} s)")
+    methods = _score_b(rgb_out, P, src_lab[idx], seconds, progress)
     kinds = [t[2] for t in targets]
     res = {"n_tuples": len(targets),
            "tuples": [{"image": val["names"][v], "target": name, "kind": kind, "palette": format_palette(pal)}
@@ -254,6 +213,29 @@ def protocol_b(model: PaletteNet, val_pairs, train_pairs, size, n_photo: int = 6
                           "target_palette": P, "image_index": torch.tensor(idx),
                           **{m: to_uint8(rgb_out[m]) for m in ("chang", "palettenet")}}
     return res
+
+
+def _score_b(rgb_out: dict, P: torch.Tensor, src_lab: torch.Tensor, seconds: dict, progress: bool) -> dict:
+    """Protocol B's numbers per method: adherence (and at equal L), |ΔL|, stray edges; adds to ``seconds``."""
+    methods = {}
+    for name in METHODS_B:
+        t0 = time.perf_counter()
+        shown = [extract_palette(rgb, max_pixels=ADHERENCE_PIXELS) for rgb in rgb_out[name]]
+        adh = [palette_distance(e, p) for e, p in zip(shown, P)]   # = palette_adherence, extracted once
+        adh_L = [palette_distance(e, p, equal_lightness=True) for e, p in zip(shown, P)]
+        out_lab = rgb_to_lab(rgb_out[name])
+        dL = luminance_error(out_lab, src_lab, display=True)
+        stray = stray_edges(out_lab, src_lab)
+        seconds[name] += time.perf_counter() - t0
+        s = _stats(adh)
+        methods[name] = {"adherence": s["mean"], "median_adherence": s["median"], "mean_abs_dL": dL,
+                         "adherence_equal_L": statistics.fmean(adh_L), "stray_edges": float(stray.mean()),
+                         "per_tuple_adherence": [round(a, 4) for a in adh],
+                         "per_tuple_adherence_equal_L": [round(a, 4) for a in adh_L],
+                         "per_tuple_stray_edges": [round(float(x), 4) for x in stray], "seconds": seconds[name]}
+        if progress:
+            print(f"  protocol B  {name:<11} adherence ΔE00 {s['mean']:6.2f}  ({seconds[name]:.1f} s)")
+    return methods
 
 
 # ------------------------------------------------------------------------------------- own palette

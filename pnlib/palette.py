@@ -12,6 +12,7 @@ total ΔE00 (Hungarian algorithm).
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 
@@ -199,6 +200,30 @@ def extract_palette(rgb: torch.Tensor, k: int = N_COLORS, seed: int = 0, max_pix
     counts = torch.bincount(assign, minlength=k)
     order = sorted(range(k), key=lambda j: (-int(counts[j]), -float(centres[j, 0])))
     return lab_to_rgb(centres[order], dim=-1, clip=True).float()
+
+
+#: Random LCh palettes: L, C ranges (hue uniform); colours outside the sRGB gamut are redrawn.
+RANDOM_L, RANDOM_C = (25.0, 90.0), (15.0, 75.0)
+
+
+def random_palettes(n: int, k: int = 6, seed: int = 0) -> torch.Tensor:
+    """``n`` seeded random palettes ``(n, k, 3)`` RGB: colours uniform in L, C (see RANDOM_L/C) and hue.
+
+    Each colour is drawn in LCh, (L, C cos h, C sin h) in LAB, and redrawn until it lies in the sRGB
+    gamut, so the palette shows exactly the drawn colours. Deterministic for a seed.
+    """
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    while len(out) < n * k:
+        u = torch.rand(256, 3, generator=g, dtype=torch.float64)
+        L = RANDOM_L[0] + (RANDOM_L[1] - RANDOM_L[0]) * u[:, 0]
+        C = RANDOM_C[0] + (RANDOM_C[1] - RANDOM_C[0]) * u[:, 1]
+        h = 2 * math.pi * u[:, 2]
+        lab = torch.stack([L, C * torch.cos(h), C * torch.sin(h)], -1)
+        rgb = lab_to_rgb(lab, dim=-1, clip=False)
+        ok = ((rgb >= 0) & (rgb <= 1)).all(-1)
+        out.extend(rgb[ok].clamp(0, 1))
+    return torch.stack(out[:n * k]).reshape(n, k, 3).float()
 
 
 def palette_swatch(palette, height: int = 40, width: int = 40) -> np.ndarray:

@@ -1,0 +1,131 @@
+"""Palette correspondence (ours, not the paper's): how the palette head of RD turns P_s into P_t.
+
+PaletteNet's RD (§2) paints Îab_t from features. Our palette head instead reads the photo's own palette
+P_s next to the target P_t and moves each region of the photo from its colour in P_s to the matching
+colour of P_t: per pixel, soft weights over the six colours blend six similarity transforms of the ab
+plane (:class:`PaletteTransfer`). Notebook 07 derives it and measures it; benchmarks/RESULTS.md has the
+numbers behind each setting.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .color import LAB_RANGES
+
+
+class PaletteTransfer(nn.Module):
+    """Palette correspondence (ours): soft weights over P_s's entries and one ab transform per entry.
+
+    In raw LAB, with z = a + ib a pixel's chroma as a complex number and p_s,k, p_t,k entry k's chroma:
+
+        T_k(z) = ρ_k (z - p_s,k) + p_t,k,   ρ_k = 1 + (p_t,k - p_s,k) conj(p_s,k) / (|p_s,k|² + ε²)
+
+    T_k sends p_s,k to p_t,k exactly. For a saturated entry ρ_k ≈ p_t,k / p_s,k: the rotation by the
+    hue change and the scaling by the chroma change, so a hue shift (eq. 10) turns every pixel near the
+    entry with it, not only the entry itself; for a grey entry (|p_s,k| << ε) ρ_k ≈ 1, a translation.
+    |ρ_k| is capped at ``rho_max`` (a grey entry sent to a saturated one must not blow up the chroma
+    around it). With P_t = P_s every ρ_k = 1 and T_k is the identity.
+
+    The weights are w(x) = softmax_k(logits), the logits a prior, -|I_s(x) - P_s,k|² / (2 (τσ)²) in LAB
+    (σ: the mean distance between P_s's entries, as in Chang et al.'s radial basis weights; τ learned),
+    plus RD's corrections from context. Σ_k w_k T_k(z) is one affine map of z per pixel, returned as
+    (A, β) in normalised units (see :func:`apply_affine`), so it upsamples like the affine head's.
+    """
+
+    def __init__(self, eps: float = 2.0, rho_max: float = 2.0, tau: float = 0.25, radius: float = 1 / 72,
+                 guide_eps: float = 1e-2):
+        super().__init__()
+        self.eps, self.rho_max, self.radius, self.guide_eps = eps, rho_max, radius, guide_eps
+        self.log_tau = nn.Parameter(torch.tensor(float(tau)).log())
+
+    def smooth(self, w, I_s):
+        """The weights, edge-aware smoothed: a guided filter (He et al. 2010) with the source's L as guide.
+
+        Per pixel, w is replaced by the best local linear function of L over a (2r+1)² window, averaged:
+        in flat regions sensor noise no longer flips a pixel between two entries (speckle, bands), while
+        a step of L (an object's edge) still steps the weights. Σ_k w_k = 1 is kept (the filter is linear
+        and maps a constant to itself). r = the long side × ``radius`` (6 px at 288×432), so a photo
+        is smoothed alike at any size; ``radius`` 0 turns it off.
+        """
+        r = round(self.radius * max(w.shape[-2:]))
+        if r <= 0:
+            return w
+        g = I_s[:, :1]
+        mg, mw = box_mean(g, r), box_mean(w, r)
+        a = (box_mean(g * w, r) - mg * mw) / (box_mean(g * g, r) - mg * mg + self.guide_eps)
+        b = mw - a * mg
+        return box_mean(a, r) * g + box_mean(b, r)
+
+    def prior_logits(self, I_s, P_s):
+        """-|I_s(x) - P_s,k|² / (2 (τσ)²) in raw LAB: (N, 6, H, W)."""
+        lab, pal = _raw(I_s, 1), _raw(P_s, -1)                                # (N, 3, H, W), (N, 6, 3)
+        d2 = (lab.square().sum(1, keepdim=True) - 2 * torch.einsum("nchw,nkc->nkhw", lab, pal)
+              + pal.square().sum(-1)[..., None, None]).clamp_min(0)            # (N, 6, H, W)
+        sigma = torch.cdist(pal, pal).sum((1, 2)) / (pal.shape[1] * (pal.shape[1] - 1))
+        scale = (self.log_tau.exp() * sigma.clamp_min(1.0)).square() * 2       # (N,)
+        return -d2 / scale[:, None, None, None]
+
+    def rho(self, P_s, P_t):
+        """ρ_k as (re, im), each (N, 6), from raw chroma; |ρ_k| <= rho_max."""
+        s, t = _raw(P_s, -1)[..., 1:], _raw(P_t, -1)[..., 1:]
+        d = t - s
+        den = s.square().sum(-1) + self.eps ** 2
+        re = 1 + (d[..., 0] * s[..., 0] + d[..., 1] * s[..., 1]) / den
+        im = (d[..., 1] * s[..., 0] - d[..., 0] * s[..., 1]) / den
+        mag = torch.sqrt(re.square() + im.square()).clamp_min(1e-8)
+        cap = mag.clamp(max=self.rho_max) / mag
+        return re * cap, im * cap
+
+    def affine(self, w, P_s, P_t):
+        """Σ_k w_k T_k as (A11, A12, A21, A22, β1, β2) in normalised ab: (N, 6, H, W)."""
+        re, im = self.rho(P_s, P_t)                                          # (N, 6) each
+        s, t = _raw(P_s, -1)[..., 1:], _raw(P_t, -1)[..., 1:]                 # (N, 6, 2)
+        # T_k(z) = ρ_k z + (p_t,k - ρ_k p_s,k): the offset c_k in raw ab
+        c_a = t[..., 0] - (re * s[..., 0] - im * s[..., 1])
+        c_b = t[..., 1] - (im * s[..., 0] + re * s[..., 1])
+        per_entry = torch.stack([re, -im, im, re, c_a, c_b], -1)               # (N, 6 entries, 6)
+        A11, A12, A21, A22, b1, b2 = torch.einsum("nkhw,nkj->njhw", w, per_entry).unbind(1)
+        return _affine_to_normalised(A11, A12, A21, A22, b1, b2)
+
+
+def box_mean(x, r: int):
+    """Mean of x (N, C, H, W) over the (2r+1)² window around each pixel, clipped at the borders.
+
+    Summed-area tables (cumulative sums), so the cost does not grow with r.
+    """
+    def along(x, dim):
+        n = x.shape[dim]
+        c = F.pad(x.cumsum(dim), (1, 0) if dim == -1 else (0, 0, 1, 0))
+        hi = torch.arange(n, device=x.device).add(r + 1).clamp(max=n)
+        lo = torch.arange(n, device=x.device).sub(r).clamp(min=0)
+        return (c.index_select(dim, hi) - c.index_select(dim, lo)) / (hi - lo).to(x.dtype).view(
+            (-1, 1) if dim == -2 else (-1,))
+    return along(along(x, -1), -2)
+
+
+def _lab_scale_offset():
+    """Normalised = scale * raw + offset, per LAB channel (the ranges of §4.2, pnlib.color)."""
+    lo = torch.tensor([r[0] for r in LAB_RANGES])
+    hi = torch.tensor([r[1] for r in LAB_RANGES])
+    return 2.0 / (hi - lo), -1.0 - 2.0 * lo / (hi - lo)
+
+
+_SCALE, _OFFSET = _lab_scale_offset()
+
+
+def _raw(x, dim):
+    """Normalised LAB -> raw LAB along ``dim`` (pnlib.color.denormalize_lab, inlined for any layout)."""
+    shape = [1] * x.ndim
+    shape[dim] = 3
+    return (x - _OFFSET.to(x).view(shape)) / _SCALE.to(x).view(shape)
+
+
+def _affine_to_normalised(A11, A12, A21, A22, b1, b2):
+    """A raw-ab affine map z -> A z + β as the same map on normalised ab (u = s z + o per channel)."""
+    sa, sb = float(_SCALE[1]), float(_SCALE[2])
+    oa, ob = float(_OFFSET[1]), float(_OFFSET[2])
+    # u' = S (A S⁻¹ (u - o) + β) + o = (S A S⁻¹) u + S β + o - S A S⁻¹ o
+    N11, N12, N21, N22 = A11, A12 * sa / sb, A21 * sb / sa, A22
+    n1 = sa * b1 + oa - (N11 * oa + N12 * ob)
+    n2 = sb * b2 + ob - (N21 * oa + N22 * ob)
+    return torch.stack([N11, N12, N21, N22, n1, n2], 1)

@@ -27,16 +27,19 @@ class PaletteTransfer(nn.Module):
     around it). With P_t = P_s every ρ_k = 1 and T_k is the identity.
 
     The weights are w(x) = softmax_k(logits), the logits a prior, -|I_s(x) - P_s,k|² / (2 (τσ)²) in LAB
-    (σ: the mean distance between P_s's entries, as in Chang et al.'s radial basis weights; τ learned),
+    (σ: the mean distance between P_s's entries, as in Chang et al.'s radial basis weights; τ = 0.25),
     plus RD's corrections from context. Σ_k w_k T_k(z) is one affine map of z per pixel, returned as
     (A, β) in normalised units (see :func:`apply_affine`), so it upsamples like the affine head's.
     """
 
-    def __init__(self, eps: float = 2.0, rho_max: float = 2.0, tau: float = 0.25, radius: float = 1 / 72,
+    def __init__(self, eps: float = 2.0, rho_max: float = 2.0, tau: float = 0.25, radius: float = 1 / 144,
                  guide_eps: float = 1e-2):
         super().__init__()
         self.eps, self.rho_max, self.radius, self.guide_eps = eps, rho_max, radius, guide_eps
-        self.log_tau = nn.Parameter(torch.tensor(float(tau)).log())
+        # τ is a setting, not learned: trained on hue shifts alone it drifts to smoother weights (0.25 ->
+        # 0.30 in 3,600 quick steps), which blurs designer palettes (benchmarks/RESULTS.md). A buffer
+        # under the same name, so checkpoints that learned it still load (with their own value).
+        self.register_buffer("log_tau", torch.tensor(float(tau)).log())
 
     def smooth(self, w, I_s):
         """The weights, edge-aware smoothed: a guided filter (He et al. 2010) with the source's L as guide.
@@ -44,7 +47,7 @@ class PaletteTransfer(nn.Module):
         Per pixel, w is replaced by the best local linear function of L over a (2r+1)² window, averaged:
         in flat regions sensor noise no longer flips a pixel between two entries (speckle, bands), while
         a step of L (an object's edge) still steps the weights. Σ_k w_k = 1 is kept (the filter is linear
-        and maps a constant to itself). r = the long side × ``radius`` (6 px at 288×432), so a photo
+        and maps a constant to itself). r = the long side × ``radius`` (3 px at 288×432), so a photo
         is smoothed alike at any size; ``radius`` 0 turns it off.
         """
         r = round(self.radius * max(w.shape[-2:]))

@@ -12,6 +12,8 @@ from pathlib import Path
 from .config import PRESET_NAMES
 
 #: The errors a user can fix; anything else is a bug and keeps its traceback.
+#: JPEG quality of ``recolor -o OUT.jpg`` unless ``--quality`` says otherwise.
+JPEG_QUALITY = 95
 USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)  # CheckpointMismatch is a ValueError
 
 
@@ -45,24 +47,35 @@ def _check_output(path: Path) -> None:
 
 
 def _recolor(a) -> int:
-    """``recolor IMAGE (--palette P | --palette-from OTHER) -o OUT [--checkpoint C]``: writes OUT, same size.
+    """``recolor IMAGE (--palette P | --palette-from OTHER) -o OUT [--checkpoint C] [--work-size N] [--quality Q]``.
 
-    User errors (exit 2, see :func:`main`): a missing or unreadable image, a bad palette (the message
-    names the entry), a missing or foreign checkpoint, an output path that cannot be written.
+    Writes OUT at the photo's size. The network runs at ``--work-size`` (long side, default 1024; 0: the
+    full resolution) and its colour transform is upsampled (:func:`pnlib.inference.recolor`), so a 48 MP
+    photo fits in 2 GB. JPEG output at ``--quality`` (default 95). User errors (exit 2, see
+    :func:`main`): a missing or unreadable image, a bad palette (the message names the entry), a missing
+    or foreign checkpoint, an output path that cannot be written, a bad setting.
     """
     from PIL import Image
 
-    from .inference import cached_model, load_image, palette_of, recolor
+    from .inference import WORK_SIZE, cached_model, load_pixels, palette_of, recolor
     from .palette import format_palette, parse_palette
 
     out = Path(a.output).expanduser()
     _check_output(out)
-    rgb = load_image(a.image)
+    work = getattr(a, "work_size", WORK_SIZE)
+    quality = getattr(a, "quality", JPEG_QUALITY)
+    if work is not None and work < 0:
+        raise ValueError(f"--work-size must be 0 (full resolution) or a long side in pixels, got {work}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"--quality must be 1-100, got {quality}")
+    pixels = load_pixels(a.image)   # uint8 where exact: a 48 MP photo is 144 MB
     palette = palette_of(a.palette_from) if getattr(a, "palette_from", None) else parse_palette(a.palette)
     model = cached_model(getattr(a, "checkpoint", None), getattr(a, "device", None) or "auto")
-    result = recolor(rgb, palette, model=model)
+    result = recolor(pixels, palette, model=model, work_size=work or None)
+    del pixels
+    options = {"quality": quality} if out.suffix.lower() in (".jpg", ".jpeg") else {}
     try:
-        Image.fromarray(result).save(out)
+        Image.fromarray(result).save(out, **options)
     except OSError as e:
         raise ValueError(f"cannot write {out}: {e.strerror or e}") from None
     h, w = result.shape[:2]
@@ -171,6 +184,10 @@ def _model_parsers(sub) -> None:
     rc.add_argument("-o", "--output", required=True, help="output image path (.png, .jpg)")
     rc.add_argument("--checkpoint", help="model checkpoint (default: the shipped one)")
     rc.add_argument("--device", default="auto")
+    rc.add_argument("--work-size", type=int, default=1024, metavar="N",
+                    help="long side at which the network runs; its colour transform is upsampled to the "
+                         "photo (default 1024; 0: full resolution, slow and memory-hungry on large photos)")
+    rc.add_argument("--quality", type=int, default=JPEG_QUALITY, help="JPEG quality (default 95)")
     rc.set_defaults(fn=_recolor)
 
     e = sub.add_parser("export", help="write a small inference checkpoint + JSON from a run's checkpoint")

@@ -13,7 +13,8 @@ Public API (also ``pnlib.load_model`` / ``pnlib.recolor``):
   (default: the shipped ``pnlib/checkpoints/palettenet.pt``, made by ``python -m pnlib export``);
 * :func:`optimize_for_inference` -- the same model, faster on a CPU (what ``load_model`` returns);
 * :func:`load_image` -- a path, PIL image, numpy array or tensor -> ``(3, H, W)`` RGB in [0, 1];
-* :func:`recolor` -- image + six colours -> ``uint8 (H, W, 3)`` of the same size;
+* :func:`recolor` -- image + six colours -> ``uint8 (H, W, 3)`` of the same size (the network at a
+  working resolution, ``work_size``; its per-pixel colour transform upsampled to the full size);
 * :func:`recolor_palettes` -- one image, many palettes, FE run once (eq. 2);
 * :func:`palette_of` -- the extracted palette of a photo (``--palette-from``);
 * :class:`PalettePreview` -- one photo, FE once, then a palette at a time at a preview size (the
@@ -31,9 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import generator_from_state, read_checkpoint
-from .color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab, to_uint8
+from .color import (LAB_RANGES, denormalize_lab, lab_to_rgb, lab_to_uint8, normalize_lab, rgb_to_lab, to_uint8,
+                    uint8_to_lab)
 from .config import SHIPPED, resolve_device
-from .photos import load_image
+from .photos import load_image, load_pixels
 from .model import PaletteNet, apply_affine, crop_to, input_memory_format, pad_to_multiple
 from .palette import extract_palette, match_palette, palette_lab_norm, parse_palette
 
@@ -125,34 +127,40 @@ def palette_of(image) -> torch.Tensor:
 # Recolor
 # --------------------------------------------------------------------------------------------------
 
-def recolor(image, palette, model: PaletteNet | None = None, device="auto", match: bool = True) -> np.ndarray:
+#: The long side at which :func:`recolor` runs the network (``work_size``); ``None``: the photo's own.
+WORK_SIZE = 1024
+#: Pixels per row block of the full-resolution pass (colour conversion and transform): a few MB each.
+ROW_BLOCK = 1 << 18
+
+
+def recolor(image, palette, model: PaletteNet | None = None, device="auto", match: bool = True,
+            work_size: int | None = WORK_SIZE) -> np.ndarray:
     """Recolor ``image`` to the six colours of ``palette``; returns ``uint8 (H, W, 3)``, the same size.
 
     ``image``: anything :func:`load_image` reads; ``palette``: anything
     :func:`~pnlib.palette.parse_palette` reads (``"#e63946,#f1faee,..."``, six CSS names, a (6, 3) array).
     ``model``: a PaletteNet (``None``: the shipped one, loaded once on ``device``). Any H×W works
-    (:meth:`PaletteNet.recolor_any_size` pads to multiples of 16 and crops back). The output is
+    (the network's input is padded to multiples of 16 and its output cropped back). The output is
     ``lab_to_rgb([I^L_s, Îab_t])``: the source's L with the predicted chroma (§2), clipped to sRGB.
 
+    ``work_size``: the network runs on the photo downscaled to this long side (never upscaled; ``None``:
+    at full resolution), and what it predicts is upsampled (bilinear) to the full size: the per-pixel
+    colour transform (A, β) of the affine and palette heads, applied to the photo's own full-resolution
+    chroma, or Îab itself for the paper's direct head. L is the photo's own, exactly, at every pixel.
+    The network's cost grows with its input; this keeps a 12 MP photo near a second and its memory
+    bounded (the full-resolution pass runs in row blocks of :data:`ROW_BLOCK` pixels), as
+    :class:`PalettePreview` does for the palette sliders; both share :func:`render_full`.
+
     A model with the palette head (ours, the shipped one) also reads the photo's own palette P_s,
-    extracted here (:func:`source_palette`): the user gives only P_t. A palette comes in any order, so
-    by default (``match=True``) its colours are first paired with P_s's by the least total ΔE00
-    (:func:`~pnlib.palette.match_palette`): each colour of the photo turns into the closest target
-    colour still free. ``match=False`` keeps the order: colour i of ``palette`` replaces colour i of
-    :func:`palette_of` (the photo's palette, largest share first), as the palette sliders do. The
-    paper's model (direct or affine head) reads the palette as given; ``match`` does not apply to it.
+    extracted here (:func:`source_palette`, from the working-resolution photo): the user gives only P_t.
+    A palette comes in any order, so by default (``match=True``) its colours are first paired with
+    P_s's by the least total ΔE00 (:func:`~pnlib.palette.match_palette`): each colour of the photo
+    turns into the closest target colour still free. ``match=False`` keeps the order: colour i of
+    ``palette`` replaces colour i of :func:`palette_of` (the photo's palette, largest share first), as
+    the palette sliders do. The paper's model (direct or affine head) reads the palette as given;
+    ``match`` does not apply to it.
     """
-    rgb = load_image(image)
-    if model is None:
-        model = cached_model(None, device)
-    P_t, P_s = target_and_source(rgb, palette, model, match)
-    dev = next(model.parameters()).device
-    with torch.inference_mode():
-        lab = rgb_to_lab(rgb.to(dev)[None])               # I_s in raw LAB, (1, 3, H, W)
-        I_s = normalize_lab(lab).contiguous(memory_format=input_memory_format(model))
-        out = model.recolor_any_size(I_s, P_t[None].to(dev),  # [I^L_s, Îab_t], normalised
-                                     None if P_s is None else P_s[None].to(dev))
-        return compose_result(lab[:, :1], out[:, 1:])[0]
+    return recolor_palettes(image, [palette], model, device, batch=1, match=match, work_size=work_size)[0]
 
 
 def source_palette(rgb: torch.Tensor) -> torch.Tensor:
@@ -176,35 +184,172 @@ def target_and_source(rgb: torch.Tensor, palette, model: PaletteNet, match: bool
 
 
 def recolor_palettes(image, palettes, model: PaletteNet | None = None, device="auto", batch: int = 8,
-                     match: bool = True) -> np.ndarray:
+                     match: bool = True, work_size: int | None = WORK_SIZE) -> np.ndarray:
     """One image, N palettes -> ``uint8 (N, H, W, 3)``: the same as N calls of :func:`recolor`, faster.
 
     Eq. (2) splits G into FE and RD, and only RD sees P_t: the content features c = FE(I_s) are
     computed once, then RD runs on ``batch`` palettes at a time (the §4.4 experiment, Fig. 6 / 7 grids).
-    ``match``: as in :func:`recolor` (the photo's palette is extracted once).
+    ``match``, ``work_size``: as in :func:`recolor` (the photo's palette is extracted once).
     """
-    rgb = load_image(image)
+    photo = _Photo(image)
     if model is None:
         model = cached_model(None, device)
-    src = source_palette(rgb) if model.uses_source_palette else None
-    pairs = [target_and_source(rgb, p, model, match, src) for p in palettes]   # (P_t, P_s) of each
+    small = photo.resized(_work_shape(photo.size, work_size))            # what the network sees
+    src = source_palette(small) if model.uses_source_palette else None
+    pairs = [target_and_source(small, p, model, match, src) for p in palettes]   # (P_t, P_s) of each
     if not pairs:
         raise ValueError("recolor_palettes needs at least one palette")
-    dev = next(model.parameters()).device
-    outs = []
+    net = _WorkingNetwork(model, small)
+    del small
+    dev = net.device
+    ts = []
+    for i in range(0, len(pairs), batch):
+        chunk = pairs[i:i + batch]
+        P_t = torch.stack([p for p, _ in chunk]).to(dev)
+        P_s = torch.stack([q for _, q in chunk]).to(dev) if src is not None else None
+        ts.append(net.predict(P_t, P_s))
+    t, affine = torch.cat(ts), net.affine
+    del net, ts                                                          # FE's features: no longer needed
+    return render_full(t, affine, photo.lab_rows, photo.size)
+
+
+def _work_shape(size, work_size) -> tuple[int, int]:
+    """(h, w): ``size`` scaled so its long side is ``work_size`` (never up; ``None``: unchanged)."""
+    H, W = size
+    if work_size is None:
+        return H, W
+    s = min(1.0, int(work_size) / max(H, W))
+    return max(1, round(H * s)), max(1, round(W * s))
+
+
+class _Photo:
+    """A photo read once, at full resolution, as compactly as it comes: uint8 ``(H, W, 3)`` where that is
+    exact (:func:`~pnlib.photos.load_pixels`), else float32 ``(3, H, W)``. Rows are converted on demand.
+    """
+
+    def __init__(self, image):
+        self.pixels = load_pixels(image)
+        self.uint8 = isinstance(self.pixels, np.ndarray)
+        self.size = tuple(self.pixels.shape[:2] if self.uint8 else self.pixels.shape[-2:])
+
+    def rgb_rows(self, y0: int, y1: int) -> torch.Tensor:
+        """Rows y0:y1 as float sRGB ``(1, 3, y1 - y0, W)`` in [0, 1] (exactly :func:`load_image`'s)."""
+        if self.uint8:
+            return torch.from_numpy(self.pixels[y0:y1].copy()).permute(2, 0, 1)[None].float().div_(255.0)
+        return self.pixels[None, :, y0:y1]
+
+    def lab_rows(self, y0: int, y1: int) -> torch.Tensor:
+        """Rows y0:y1 in raw LAB ``(1, 3, y1 - y0, W)`` (uint8 photos: :func:`~pnlib.color.uint8_to_lab`)."""
+        if self.uint8:
+            return uint8_to_lab(torch.from_numpy(self.pixels[y0:y1].copy()))[None]
+        return rgb_to_lab(self.rgb_rows(y0, y1))
+
+    def resized(self, shape) -> torch.Tensor:
+        """The photo at ``shape = (h, w)``, float ``(3, h, w)`` (:func:`downscale`, in row blocks)."""
+        return downscale(self.rgb_rows, self.size, shape)
+
+
+def downscale(rgb_rows, size, shape) -> torch.Tensor:
+    """A photo read by rows (``rgb_rows(y0, y1) -> (1, 3, n, W)``) of ``size = (H, W)``, resized to
+    ``shape = (h, w)`` (antialiased bilinear, as :func:`torch.nn.functional.interpolate`) -> ``(3, h, w)``.
+
+    Separable: each block of rows is first resized along its width (so only ``(3, H, w)`` is ever held
+    at full height), then the result along its height. At ``shape == size`` the photo itself.
+    """
+    (H, W), (h, w) = size, shape
+    if (h, w) == (H, W):
+        return rgb_rows(0, H)[0]
+    rows = max(1, ROW_BLOCK // W)
+    narrow = torch.cat([F.interpolate(rgb_rows(y, min(H, y + rows)), size=(min(H, y + rows) - y, w),
+                                      mode="bilinear", antialias=True, align_corners=False)
+                        for y in range(0, H, rows)], 2)
+    return F.interpolate(narrow, size=(h, w), mode="bilinear", antialias=True,
+                         align_corners=False)[0].clamp_(0, 1)
+
+
+class _WorkingNetwork:
+    """FE(I_s) once on the working-resolution photo ``small`` ``(3, h, w)``; then :meth:`predict` per palette."""
+
+    def __init__(self, model: PaletteNet, small: torch.Tensor):
+        self.model, self.device = model, next(model.parameters()).device
+        self.affine = getattr(model, "head", "direct") in ("affine", "palette")
+        self.size = tuple(small.shape[-2:])
+        with torch.inference_mode():
+            I_s = normalize_lab(rgb_to_lab(small.to(self.device)[None]))
+            self.I_s, _ = pad_to_multiple(I_s.contiguous(memory_format=input_memory_format(model)))
+            self.c = model.encoder(self.I_s)                               # c = FE(I_s), once
+
+    def predict(self, P_t: torch.Tensor, P_s: torch.Tensor | None = None) -> torch.Tensor:
+        """RD(c, P_t, I_s) at the working size for ``(n, 6, 3)`` palettes -> ``(n, 6, h, w)`` (A, β) with
+        the affine and palette heads, ``(n, 2, h, w)`` Îab_t (normalised) with the direct head."""
+        n = P_t.shape[0]
+        c = [ci.expand(n, -1, -1, -1) for ci in self.c]
+        I_s = self.I_s.expand(n, -1, -1, -1)
+        with torch.inference_mode():
+            if self.affine:
+                out = self.model.decoder.head_output(c, P_t, I_s, P_s)
+            else:
+                out = self.model.forward_features(c, P_t, I_s, P_s)
+            return crop_to(out, self.size)
+
+
+def render_full(t: torch.Tensor, affine: bool, lab_rows, size) -> np.ndarray:
+    """The network's output at the working size, upsampled onto the full photo -> uint8 ``(n, H, W, 3)``.
+
+    ``t``: ``(n, 6, h, w)`` per-pixel affine transforms (A, β) of the normalised chroma (``affine``), or
+    ``(n, 2, h, w)`` normalised Îab_t; ``lab_rows(y0, y1)``: rows of the full-size source in raw LAB,
+    ``(1, 3, y1 - y0, W)``; ``size = (H, W)``. Block by block of rows: upsample t bilinearly
+    (align_corners=False, as :func:`torch.nn.functional.interpolate` to ``size``), apply it to the
+    source's chroma (or take it as the chroma), put the source's L back and convert to sRGB uint8. So
+    no full-size float image is ever held: memory is the uint8 result plus one block. The transform is
+    first rewritten in raw LAB units at the working size (it is linear in its coefficients, so this
+    commutes with the upsampling), which saves a normalisation per full-size pixel.
+    """
+    n, _, h, w = t.shape
+    H, W = size
+    t = _raw_ab_transform(t, affine)
+    out = np.empty((n, H, W, 3), np.uint8)
+    rows = max(1, ROW_BLOCK // W)
+    if h != H:  # rows of t that each output row blends (PyTorch's source index, align_corners=False)
+        src = ((torch.arange(H, dtype=torch.float64) + 0.5) * (h / H) - 0.5).clamp_min(0)
+        i0 = src.long().clamp_max(h - 1)
+        i1 = (i0 + 1).clamp_max(h - 1)
+        lam = (src - i0).to(t.dtype).view(-1, 1).to(t.device)
+        i0, i1 = i0.to(t.device), i1.to(t.device)
     with torch.inference_mode():
-        lab = rgb_to_lab(rgb.to(dev)[None])
-        I_s, size = pad_to_multiple(normalize_lab(lab).contiguous(memory_format=input_memory_format(model)))
-        c = model.encoder(I_s)                              # FE(I_s): once
-        for i in range(0, len(pairs), batch):
-            chunk = pairs[i:i + batch]
-            n = len(chunk)
-            P_t = torch.stack([p for p, _ in chunk]).to(dev)
-            P_s = torch.stack([q for _, q in chunk]).to(dev) if src is not None else None
-            ab_norm = model.forward_features([ci.expand(n, -1, -1, -1) for ci in c], P_t,
-                                             I_s.expand(n, -1, -1, -1), P_s)
-            outs.append(compose_result(lab[:, :1].expand(n, -1, -1, -1), crop_to(ab_norm, size)))
-    return np.concatenate(outs)
+        for y0 in range(0, H, rows):
+            y1 = min(H, y0 + rows)
+            if h != H:
+                lb = lam[y0:y1]
+                tb = torch.lerp(t[:, :, i0[y0:y1]], t[:, :, i1[y0:y1]], lb)
+            else:
+                tb = t[:, :, y0:y1]
+            if w != W:
+                tb = F.interpolate(tb, size=(y1 - y0, W), mode="bilinear", align_corners=False)
+            L, a, b = lab_rows(y0, y1).to(t.device)[0]
+            if affine:   # Îab = A · ab + β, per pixel, in raw units
+                a2 = tb[:, 0].mul(a).add_(tb[:, 1] * b).add_(tb[:, 4])
+                b2 = tb[:, 2].mul(a).add_(tb[:, 3] * b).add_(tb[:, 5])
+            else:
+                a2, b2 = tb[:, 0], tb[:, 1]
+            for k in range(n):   # L: the source's, exactly
+                out[k, y0:y1] = lab_to_uint8(torch.stack([L, a2[k], b2[k]])).cpu().numpy()
+    return out
+
+
+def _raw_ab_transform(t: torch.Tensor, affine: bool) -> torch.Tensor:
+    """The network's output in raw LAB units: (A, β) on raw ab (affine), or raw Îab_t (direct)."""
+    lo = torch.tensor([r[0] for r in LAB_RANGES[1:]], dtype=t.dtype, device=t.device)
+    hi = torch.tensor([r[1] for r in LAB_RANGES[1:]], dtype=t.dtype, device=t.device)
+    s, o = 2.0 / (hi - lo), -1.0 - 2.0 * lo / (hi - lo)     # normalised = s · raw + o, per channel
+    if not affine:
+        return (t - o.view(1, 2, 1, 1)) / s.view(1, 2, 1, 1)
+    # u' = N u + n with u = s z + o  =>  z' = (S⁻¹ N S) z + S⁻¹ (N o + n - o)
+    N11, N12, N21, N22, n1, n2 = t.unbind(1)
+    A12, A21 = N12 * (s[1] / s[0]), N21 * (s[0] / s[1])
+    b1 = (N11 * o[0] + N12 * o[1] + n1 - o[0]) / s[0]
+    b2 = (N21 * o[0] + N22 * o[1] + n2 - o[1]) / s[1]
+    return torch.stack([N11, A12, A21, N22, b1, b2], 1)
 
 
 def compose_result(L_s: torch.Tensor, ab_norm: torch.Tensor) -> np.ndarray:
@@ -235,21 +380,12 @@ class PalettePreview:
 
     def __init__(self, rgb: torch.Tensor, model: PaletteNet, preview: int = 256, photo_palette=None):
         self.model, self.rgb = model, rgb
-        dev = next(model.parameters()).device
         H, W = rgb.shape[-2:]
-        s = min(1.0, int(preview) / max(H, W))
-        h, w = max(1, round(H * s)), max(1, round(W * s))
-        small = rgb[None]
-        if (h, w) != (H, W):
-            small = F.interpolate(small, size=(h, w), mode="bilinear", antialias=True,
-                                  align_corners=False).clamp_(0, 1)
+        h, w = _work_shape((H, W), preview)
+        self._net = _WorkingNetwork(model, downscale(lambda y0, y1: rgb[None, :, y0:y1], (H, W), (h, w)))
+        dev, self.affine = self._net.device, self._net.affine
         with torch.inference_mode():
-            self._I_preview, _ = pad_to_multiple(normalize_lab(rgb_to_lab(small.to(dev))))
-            self._c = model.encoder(self._I_preview)              # c = FE(I_s), once
-            lab_full = rgb_to_lab(rgb[None].to(dev))
-            self._L_full = lab_full[:, :1]                          # raw L of the full-size photo
-            self.affine = getattr(model, "head", "direct") in ("affine", "palette")
-            self._ab_full = normalize_lab(lab_full)[:, 1:] if self.affine else None  # its chroma
+            self._lab_full = rgb_to_lab(rgb[None].to(dev))              # the full-size photo, raw LAB
             self._P_s = None
             if model.uses_source_palette:
                 src = source_palette(rgb) if photo_palette is None else photo_palette
@@ -261,14 +397,5 @@ class PalettePreview:
 
         ``P_t``: ``(6, 3)`` normalised LAB (:func:`pnlib.palette.palette_lab_norm`).
         """
-        dev = self._L_full.device
-        with torch.inference_mode():
-            if self.affine:
-                out = self.model.decoder.head_output(self._c, P_t[None].to(dev), self._I_preview, self._P_s)
-            else:
-                out = self.model.forward_features(self._c, P_t[None].to(dev), self._I_preview, self._P_s)
-            out = crop_to(out, self.preview_size)
-            if self.preview_size != self.size:
-                out = F.interpolate(out, size=self.size, mode="bilinear", align_corners=False)
-            ab = apply_affine(out, self._ab_full) if self.affine else out
-            return compose_result(self._L_full, ab)[0]
+        t = self._net.predict(P_t[None].to(self._net.device), self._P_s)
+        return render_full(t, self.affine, lambda y0, y1: self._lab_full[..., y0:y1, :], self.size)[0]

@@ -5,6 +5,8 @@
 * :func:`read_image`: one file -> float32 ``(H, W, 3)`` sRGB in [0, 1], by one rule for grayscale,
   alpha, palette-mode and 16-bit images (:func:`_pil_to_float`, :func:`to_rgb3`).
 * :func:`load_image`: a path, PIL image, numpy array or tensor -> ``(3, H, W)`` (pnlib.inference's input).
+* :func:`load_pixels`: the same image as ``uint8 (H, W, 3)`` where that is exact (8-bit RGB, grey, ...):
+  a 48 MP photo is 144 MB so, against 576 MB as float32 (what pnlib.inference reads large photos with).
 """
 from __future__ import annotations
 
@@ -298,6 +300,54 @@ def load_image(x) -> torch.Tensor:
         return _hwc_to_chw(_array_image(x))
     raise ValueError(f"cannot read an image from {type(x).__name__}: give a path, a PIL image, "
                      "a numpy array (H, W[, C]) or a tensor (3, H, W)")
+
+
+#: PIL modes whose pixels :func:`_pil_to_float` maps to exactly ``uint8 / 255`` after ``convert("RGB")``.
+_UINT8_MODES = ("RGB", "L", "1", "P", "CMYK", "YCbCr", "RGBX", "LAB", "HSV")
+
+
+def load_pixels(x):
+    """An image as :func:`load_image` reads it, but ``uint8 (H, W, 3)`` (numpy) where that is exact.
+
+    8-bit RGB, grey, palette (without transparency) and CMYK images come back as their uint8 RGB
+    pixels, whose ``/ 255`` is exactly what :func:`load_image` returns, at a quarter of its memory.
+    Anything else (alpha, 16-bit, float arrays, tensors) comes back as :func:`load_image`'s float32
+    ``(3, H, W)`` tensor. The same errors as :func:`load_image`.
+    """
+    from PIL import Image
+
+    if isinstance(x, (str, Path)):
+        p = Path(x).expanduser()
+        if not p.is_file():
+            raise FileNotFoundError(f"image not found: {p}")
+        try:
+            with Image.open(p) as im:
+                im.load()
+                return _pil_pixels(im)
+        except Exception as e:  # noqa: BLE001 - any decoder failure means "unreadable"
+            raise ValueError(f"cannot read image {p}: unreadable or not an image "
+                             f"({type(e).__name__}: {e})") from None
+    if isinstance(x, Image.Image):
+        return _pil_pixels(x)
+    if isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim in (2, 3) and min(x.shape[:2]) >= 1:
+        if x.ndim == 2 or x.shape[-1] == 1:
+            return np.repeat(x.reshape(x.shape[:2])[..., None], 3, axis=-1)
+        if x.shape[-1] == 3:
+            return np.ascontiguousarray(x)
+    return load_image(x)
+
+
+def _pil_pixels(im):
+    """A PIL image (EXIF orientation applied) -> uint8 ``(H, W, 3)`` if exact, else float ``(3, H, W)``."""
+    from PIL import ImageOps
+
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # noqa: BLE001 - a broken EXIF block: keep the pixels as stored
+        pass
+    if im.mode in _UINT8_MODES and not (im.mode == "P" and "transparency" in im.info):
+        return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+    return _hwc_to_chw(_pil_to_float(im))
 
 
 def _hwc_to_chw(a: np.ndarray) -> torch.Tensor:

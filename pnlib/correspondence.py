@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .color import LAB_RANGES
+from .color import LAB_RANGES, denormalize_lab
 
 
 class PaletteTransfer(nn.Module):
@@ -61,7 +61,7 @@ class PaletteTransfer(nn.Module):
 
     def prior_logits(self, I_s, P_s):
         """-|I_s(x) - P_s,k|² / (2 (τσ)²) in raw LAB: (N, 6, H, W)."""
-        lab, pal = _raw(I_s, 1), _raw(P_s, -1)                                # (N, 3, H, W), (N, 6, 3)
+        lab, pal = denormalize_lab(I_s, 1), denormalize_lab(P_s, -1)                                # (N, 3, H, W), (N, 6, 3)
         d2 = (lab.square().sum(1, keepdim=True) - 2 * torch.einsum("nchw,nkc->nkhw", lab, pal)
               + pal.square().sum(-1)[..., None, None]).clamp_min(0)            # (N, 6, H, W)
         sigma = torch.cdist(pal, pal).sum((1, 2)) / (pal.shape[1] * (pal.shape[1] - 1))
@@ -70,7 +70,7 @@ class PaletteTransfer(nn.Module):
 
     def rho(self, P_s, P_t):
         """ρ_k as (re, im), each (N, 6), from raw chroma; |ρ_k| <= rho_max."""
-        s, t = _raw(P_s, -1)[..., 1:], _raw(P_t, -1)[..., 1:]
+        s, t = denormalize_lab(P_s, -1)[..., 1:], denormalize_lab(P_t, -1)[..., 1:]
         d = t - s
         den = s.square().sum(-1) + self.eps ** 2
         re = 1 + (d[..., 0] * s[..., 0] + d[..., 1] * s[..., 1]) / den
@@ -82,7 +82,7 @@ class PaletteTransfer(nn.Module):
     def affine(self, w, P_s, P_t):
         """Σ_k w_k T_k as (A11, A12, A21, A22, β1, β2) in normalised ab: (N, 6, H, W)."""
         re, im = self.rho(P_s, P_t)                                          # (N, 6) each
-        s, t = _raw(P_s, -1)[..., 1:], _raw(P_t, -1)[..., 1:]                 # (N, 6, 2)
+        s, t = denormalize_lab(P_s, -1)[..., 1:], denormalize_lab(P_t, -1)[..., 1:]                 # (N, 6, 2)
         # T_k(z) = ρ_k z + (p_t,k - ρ_k p_s,k): the offset c_k in raw ab
         c_a = t[..., 0] - (re * s[..., 0] - im * s[..., 1])
         c_b = t[..., 1] - (im * s[..., 0] + re * s[..., 1])
@@ -106,29 +106,28 @@ def box_mean(x, r: int):
     return along(along(x, -1), -2)
 
 
-def _lab_scale_offset():
-    """Normalised = scale * raw + offset, per LAB channel (the ranges of §4.2, pnlib.color)."""
-    lo = torch.tensor([r[0] for r in LAB_RANGES])
-    hi = torch.tensor([r[1] for r in LAB_RANGES])
+def ab_scale_offset(like: torch.Tensor):
+    """(s, o), each ``(2,)``: normalised = s · raw + o for a and b (the ranges of §4.2, pnlib.color)."""
+    lo = torch.tensor([r[0] for r in LAB_RANGES[1:]], dtype=like.dtype, device=like.device)
+    hi = torch.tensor([r[1] for r in LAB_RANGES[1:]], dtype=like.dtype, device=like.device)
     return 2.0 / (hi - lo), -1.0 - 2.0 * lo / (hi - lo)
-
-
-_SCALE, _OFFSET = _lab_scale_offset()
-
-
-def _raw(x, dim):
-    """Normalised LAB -> raw LAB along ``dim`` (pnlib.color.denormalize_lab, inlined for any layout)."""
-    shape = [1] * x.ndim
-    shape[dim] = 3
-    return (x - _OFFSET.to(x).view(shape)) / _SCALE.to(x).view(shape)
 
 
 def _affine_to_normalised(A11, A12, A21, A22, b1, b2):
     """A raw-ab affine map z -> A z + β as the same map on normalised ab (u = s z + o per channel)."""
-    sa, sb = float(_SCALE[1]), float(_SCALE[2])
-    oa, ob = float(_OFFSET[1]), float(_OFFSET[2])
+    (sa, sb), (oa, ob) = (v.tolist() for v in ab_scale_offset(A11))
     # u' = S (A S⁻¹ (u - o) + β) + o = (S A S⁻¹) u + S β + o - S A S⁻¹ o
     N11, N12, N21, N22 = A11, A12 * sa / sb, A21 * sb / sa, A22
     n1 = sa * b1 + oa - (N11 * oa + N12 * ob)
     n2 = sb * b2 + ob - (N21 * oa + N22 * ob)
     return torch.stack([N11, N12, N21, N22, n1, n2], 1)
+
+
+def affine_to_raw(t: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`_affine_to_normalised`: (A, β) on normalised ab ``(n, 6, h, w)`` -> on raw ab."""
+    (sa, sb), (oa, ob) = (v.tolist() for v in ab_scale_offset(t))
+    N11, N12, N21, N22, n1, n2 = t.unbind(1)
+    # u' = N u + n with u = s z + o  =>  z' = (S⁻¹ N S) z + S⁻¹ (N o + n - o)
+    b1 = (N11 * oa + N12 * ob + n1 - oa) / sa
+    b2 = (N21 * oa + N22 * ob + n2 - ob) / sb
+    return torch.stack([N11, N12 * sb / sa, N21 * sa / sb, N22, b1, b2], 1)

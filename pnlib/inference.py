@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import generator_from_state, read_checkpoint
-from .color import (LAB_RANGES, denormalize_lab, lab_to_rgb, lab_to_uint8, normalize_lab, rgb_to_lab, to_uint8,
+from .correspondence import ab_scale_offset, affine_to_raw
+from .color import (denormalize_lab, lab_to_rgb, lab_to_uint8, normalize_lab, rgb_to_lab, to_uint8,
                     uint8_to_lab)
 from .config import SHIPPED, resolve_device
 from .photos import load_image, load_pixels
@@ -339,17 +340,10 @@ def render_full(t: torch.Tensor, affine: bool, lab_rows, size) -> np.ndarray:
 
 def _raw_ab_transform(t: torch.Tensor, affine: bool) -> torch.Tensor:
     """The network's output in raw LAB units: (A, β) on raw ab (affine), or raw Îab_t (direct)."""
-    lo = torch.tensor([r[0] for r in LAB_RANGES[1:]], dtype=t.dtype, device=t.device)
-    hi = torch.tensor([r[1] for r in LAB_RANGES[1:]], dtype=t.dtype, device=t.device)
-    s, o = 2.0 / (hi - lo), -1.0 - 2.0 * lo / (hi - lo)     # normalised = s · raw + o, per channel
-    if not affine:
-        return (t - o.view(1, 2, 1, 1)) / s.view(1, 2, 1, 1)
-    # u' = N u + n with u = s z + o  =>  z' = (S⁻¹ N S) z + S⁻¹ (N o + n - o)
-    N11, N12, N21, N22, n1, n2 = t.unbind(1)
-    A12, A21 = N12 * (s[1] / s[0]), N21 * (s[0] / s[1])
-    b1 = (N11 * o[0] + N12 * o[1] + n1 - o[0]) / s[0]
-    b2 = (N21 * o[0] + N22 * o[1] + n2 - o[1]) / s[1]
-    return torch.stack([N11, A12, A21, N22, b1, b2], 1)
+    if affine:
+        return affine_to_raw(t)
+    s, o = ab_scale_offset(t)
+    return (t - o.view(1, 2, 1, 1)) / s.view(1, 2, 1, 1)
 
 
 def compose_result(L_s: torch.Tensor, ab_norm: torch.Tensor) -> np.ndarray:

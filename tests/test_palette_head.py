@@ -194,3 +194,15 @@ def test_export_names_every_data_source(tmp_path):
     T.train("ci", out=tmp_path / "run", progress=False, steps1=2, steps2=0, data=f"bundled,{folder}")
     info = json.loads(export_model(checkpoint_path(tmp_path / "run"), tmp_path / "m.pt").with_suffix(".json").read_text())
     assert [(s["name"], s["photos"]) for s in info["data_sources"]] == [("bundled", 8), ("mine", 3)]
+
+
+def test_affine_maps_in_raw_and_normalised_units_agree():
+    """(A, β) on raw ab and its normalised form map the same colours (both directions of the conversion)."""
+    from pnlib.correspondence import _affine_to_normalised, affine_to_raw
+    raw_t = torch.randn(2, 6, 3, 4, dtype=torch.float64)
+    norm_t = _affine_to_normalised(*raw_t.unbind(1))
+    torch.testing.assert_close(affine_to_raw(norm_t), raw_t)
+    lab = torch.cat([torch.full((2, 1, 3, 4), 50.0), torch.randn(2, 2, 3, 4) * 40], 1).double()
+    want = apply_affine(raw_t, lab[:, 1:])                                    # in raw units
+    got = apply_affine(norm_t, normalize_lab(lab)[:, 1:])                     # in normalised units
+    torch.testing.assert_close(denormalize_lab(torch.cat([normalize_lab(lab)[:, :1], got], 1))[:, 1:], want)

@@ -71,7 +71,7 @@ def _recolor(a) -> int:
     pixels = load_pixels(a.image)   # uint8 where exact: a 48 MP photo is 144 MB
     palette = palette_of(a.palette_from) if getattr(a, "palette_from", None) else parse_palette(a.palette)
     model = cached_model(getattr(a, "checkpoint", None), getattr(a, "device", None) or "auto")
-    result = recolor(pixels, palette, model=model, work_size=work or None)
+    result = recolor(pixels, palette, model=model, work_size=work or None, match=not a.keep_order)
     del pixels
     options = {"quality": quality} if out.suffix.lower() in (".jpg", ".jpeg") else {}
     try:
@@ -188,6 +188,9 @@ def _model_parsers(sub) -> None:
                     help="long side at which the network runs; its colour transform is upsampled to the "
                          "photo (default 1024; 0: full resolution, slow and memory-hungry on large photos)")
     rc.add_argument("--quality", type=int, default=JPEG_QUALITY, help="JPEG quality (default 95)")
+    rc.add_argument("--keep-order", action="store_true",
+                    help="colour i of the palette replaces colour i of the photo's own palette (default: "
+                         "pair them by least total ΔE00); for the palette head, the shipped model")
     rc.set_defaults(fn=_recolor)
 
     e = sub.add_parser("export", help="write a small inference checkpoint + JSON from a run's checkpoint")

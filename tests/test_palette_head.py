@@ -206,3 +206,23 @@ def test_affine_maps_in_raw_and_normalised_units_agree():
     want = apply_affine(raw_t, lab[:, 1:])                                    # in raw units
     got = apply_affine(norm_t, normalize_lab(lab)[:, 1:])                     # in normalised units
     torch.testing.assert_close(denormalize_lab(torch.cat([normalize_lab(lab)[:, :1], got], 1))[:, 1:], want)
+
+
+def test_cli_keep_order(model, photo, tmp_path):
+    """`recolor --keep-order` is recolor(match=False): a shuffled palette then gives another picture."""
+    from PIL import Image
+    from pnlib.__main__ import main
+    from pnlib.checkpoint import FORMAT
+    from pnlib.config import get_config
+    ck = tmp_path / "m.pt"
+    torch.save({"format": FORMAT, "config": get_config("ci", head="palette"), "step": 0,
+                "G": model.state_dict(), "history": []}, ck)
+    src = tmp_path / "in.png"
+    Image.fromarray(photo).save(src)
+    pal = "#1d3557,#e63946,#a8dadc,#f1faee,#457b9d,#2a9d8f"
+    shuffled = ",".join(reversed(pal.split(",")))
+    outs = {}
+    for name, p, extra in (("a", pal, []), ("b", shuffled, []), ("c", pal, ["--keep-order"]), ("d", shuffled, ["--keep-order"])):
+        assert main(["recolor", str(src), "--palette", p, "-o", str(tmp_path / f"{name}.png"), "--checkpoint", str(ck)] + extra) == 0
+        outs[name] = np.asarray(Image.open(tmp_path / f"{name}.png"))
+    assert np.array_equal(outs["a"], outs["b"]) and not np.array_equal(outs["c"], outs["d"])

@@ -106,16 +106,20 @@ def box_mean(x, r: int):
     return along(along(x, -1), -2)
 
 
+#: normalised = scale · raw + offset for a and b (the ranges of §4.2, pnlib.color), as plain floats
+AB_SCALE = tuple(2.0 / (hi - lo) for lo, hi in LAB_RANGES[1:])
+AB_OFFSET = tuple(-1.0 - 2.0 * lo / (hi - lo) for lo, hi in LAB_RANGES[1:])
+
+
 def ab_scale_offset(like: torch.Tensor):
-    """(s, o), each ``(2,)``: normalised = s · raw + o for a and b (the ranges of §4.2, pnlib.color)."""
-    lo = torch.tensor([r[0] for r in LAB_RANGES[1:]], dtype=like.dtype, device=like.device)
-    hi = torch.tensor([r[1] for r in LAB_RANGES[1:]], dtype=like.dtype, device=like.device)
-    return 2.0 / (hi - lo), -1.0 - 2.0 * lo / (hi - lo)
+    """(s, o), each ``(2,)`` on ``like``'s device and dtype: normalised = s · raw + o for a and b."""
+    return (torch.tensor(AB_SCALE, dtype=like.dtype, device=like.device),
+            torch.tensor(AB_OFFSET, dtype=like.dtype, device=like.device))
 
 
 def _affine_to_normalised(A11, A12, A21, A22, b1, b2):
     """A raw-ab affine map z -> A z + β as the same map on normalised ab (u = s z + o per channel)."""
-    (sa, sb), (oa, ob) = (v.tolist() for v in ab_scale_offset(A11))
+    (sa, sb), (oa, ob) = AB_SCALE, AB_OFFSET
     # u' = S (A S⁻¹ (u - o) + β) + o = (S A S⁻¹) u + S β + o - S A S⁻¹ o
     N11, N12, N21, N22 = A11, A12 * sa / sb, A21 * sb / sa, A22
     n1 = sa * b1 + oa - (N11 * oa + N12 * ob)
@@ -125,7 +129,7 @@ def _affine_to_normalised(A11, A12, A21, A22, b1, b2):
 
 def affine_to_raw(t: torch.Tensor) -> torch.Tensor:
     """The inverse of :func:`_affine_to_normalised`: (A, β) on normalised ab ``(n, 6, h, w)`` -> on raw ab."""
-    (sa, sb), (oa, ob) = (v.tolist() for v in ab_scale_offset(t))
+    (sa, sb), (oa, ob) = AB_SCALE, AB_OFFSET
     N11, N12, N21, N22, n1, n2 = t.unbind(1)
     # u' = N u + n with u = s z + o  =>  z' = (S⁻¹ N S) z + S⁻¹ (N o + n - o)
     b1 = (N11 * oa + N12 * ob + n1 - oa) / sa

@@ -42,22 +42,33 @@ class PaletteTransfer(nn.Module):
         self.register_buffer("log_tau", torch.tensor(float(tau)).log())
 
     def smooth(self, w, I_s):
-        """The weights, edge-aware smoothed: a guided filter (He et al. 2010) with the source's L as guide.
+        """The weights, edge-aware smoothed: a guided filter (He et al. 2010) guided by the source's colour.
 
-        Per pixel, w is replaced by the best local linear function of L over a (2r+1)² window, averaged:
-        in flat regions sensor noise no longer flips a pixel between two entries (speckle, bands), while
-        a step of L (an object's edge) still steps the weights. Σ_k w_k = 1 is kept (the filter is linear
-        and maps a constant to itself). r = the long side × ``radius`` (3 px at 288×432), so a photo
-        is smoothed alike at any size; ``radius`` 0 turns it off.
+        Per pixel, w is replaced by the best local linear function of the source's normalised LAB over
+        a (2r+1)² window, averaged: in flat regions sensor noise no longer flips a pixel between two
+        palette colours (speckle, bands), while a step of the source's colour (an object's edge, in L
+        or in chroma alone) still steps the weights. Σ_k w_k = 1 is kept (the filter is linear and maps
+        a constant to itself). r = the long side × ``radius`` (3 px at 288×432), so a photo is
+        smoothed alike at any size; ``radius`` 0 turns it off. The local linear coefficients are found
+        on a half-size grid and upsampled (He and Sun's fast guided filter, 2015): a quarter of the work.
         """
         r = round(self.radius * max(w.shape[-2:]))
         if r <= 0:
             return w
-        g = I_s[:, :1]
-        mg, mw = box_mean(g, r), box_mean(w, r)
-        a = (box_mean(g * w, r) - mg * mw) / (box_mean(g * g, r) - mg * mg + self.guide_eps)
-        b = mw - a * mg
-        return box_mean(a, r) * g + box_mean(b, r)
+        N, K, H, W = w.shape
+        f = 2 if r >= 2 else 1   # the coefficients on a half-size grid (He & Sun's fast guided filter)
+        I, v = (F.avg_pool2d(x, f) if f > 1 else x for x in (I_s, w))
+        r = max(1, r // f)
+        mI, mw = box_mean(I, r), box_mean(v, r)                                    # (N, 3|K, h, w)
+        outer = (I[:, :, None] * I[:, None]).flatten(1, 2)                          # (N, 9, h, w)
+        cov = box_mean(outer, r).unflatten(1, (3, 3)) - mI[:, :, None] * mI[:, None]  # (N, 3, 3, h, w)
+        cov = cov + self.guide_eps * torch.eye(3, dtype=w.dtype, device=w.device)[..., None, None]
+        cross = box_mean((I[:, :, None] * v[:, None]).flatten(1, 2), r).unflatten(1, (3, K))
+        cross = cross - mI[:, :, None] * mw[:, None]                                # (N, 3, K, h, w)
+        a = torch.einsum("nijhw,njkhw->nikhw", _inverse3(cov), cross).flatten(1, 2)  # (N, 3K, h, w)
+        b = mw - (a.unflatten(1, (3, K)) * mI[:, :, None]).sum(1)
+        a, b = (F.interpolate(box_mean(x, r), size=(H, W), mode="bilinear", align_corners=False) for x in (a, b))
+        return (a.unflatten(1, (3, K)) * I_s[:, :, None]).sum(1) + b
 
     def prior_logits(self, I_s, P_s):
         """-|I_s(x) - P_s,k|² / (2 (τσ)²) in raw LAB: (N, 6, H, W)."""
@@ -89,6 +100,17 @@ class PaletteTransfer(nn.Module):
         per_entry = torch.stack([re, -im, im, re, c_a, c_b], -1)               # (N, 6 entries, 6)
         A11, A12, A21, A22, b1, b2 = torch.einsum("nkhw,nkj->njhw", w, per_entry).unbind(1)
         return _affine_to_normalised(A11, A12, A21, A22, b1, b2)
+
+
+def _inverse3(m):
+    """The inverse of each symmetric 3×3 matrix of ``m`` (N, 3, 3, H, W), by its adjugate (elementwise)."""
+    a, b, c = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
+    d, e, f = m[:, 1, 1], m[:, 1, 2], m[:, 2, 2]
+    A, B, C = d * f - e * e, c * e - b * f, b * e - c * d
+    D, E, F_ = a * f - c * c, b * c - a * e, a * d - b * b
+    det = a * A + b * B + c * C
+    inv = torch.stack([A, B, C, B, D, E, C, E, F_], 1) / det[:, None]
+    return inv.unflatten(1, (3, 3))
 
 
 def box_mean(x, r: int):

@@ -55,7 +55,7 @@ class PaletteTransfer(nn.Module):
         r = round(self.radius * max(w.shape[-2:]))
         if r <= 0:
             return w
-        N, K, H, W = w.shape
+        K, (H, W) = w.shape[1], w.shape[-2:]
         f = 2 if r >= 2 else 1   # the coefficients on a half-size grid (He & Sun's fast guided filter)
         I, v = (F.avg_pool2d(x, f) if f > 1 else x for x in (I_s, w))
         r = max(1, r // f)
@@ -72,7 +72,7 @@ class PaletteTransfer(nn.Module):
 
     def prior_logits(self, I_s, P_s):
         """-|I_s(x) - P_s,k|² / (2 (τσ)²) in raw LAB: (N, 6, H, W)."""
-        lab, pal = denormalize_lab(I_s, 1), denormalize_lab(P_s, -1)                                # (N, 3, H, W), (N, 6, 3)
+        lab, pal = denormalize_lab(I_s, 1), denormalize_lab(P_s, -1)          # (N, 3, H, W), (N, 6, 3)
         d2 = (lab.square().sum(1, keepdim=True) - 2 * torch.einsum("nchw,nkc->nkhw", lab, pal)
               + pal.square().sum(-1)[..., None, None]).clamp_min(0)            # (N, 6, H, W)
         sigma = torch.cdist(pal, pal).sum((1, 2)) / (pal.shape[1] * (pal.shape[1] - 1))

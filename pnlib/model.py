@@ -338,10 +338,11 @@ def summary(model, D=None, size=(288, 432)):
     dev = next(model.parameters()).device
     I = torch.zeros(1, 3, *size, device=dev)
     P = torch.zeros(1, 6, 3, device=dev)
+    P_s = P if model.uses_source_palette else None  # the palette head also reads the photo's palette
     lines = [f"PaletteNet width {model.width}, head {model.head}, forward at {size[0]}x{size[1]}:",
              f"  FE  {count_parameters(model.encoder):>12,} params",
              f"  RD  {count_parameters(model.decoder):>12,} params",
-             f"  G   {count_parameters(model):>12,} params  {_gflops(lambda: model(I, P, P if model.uses_source_palette else None)):8.2f} GFLOPs"]
+             f"  G   {count_parameters(model):>12,} params  {_gflops(lambda: model(I, P, P_s)):8.2f} GFLOPs"]
     if D is not None:
         I, P = I.to(next(D.parameters()).device), P.to(next(D.parameters()).device)
         lines.append(f"  D   {count_parameters(D):>12,} params  {_gflops(lambda: D(I, P)):8.2f} GFLOPs")

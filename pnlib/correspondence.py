@@ -51,24 +51,30 @@ class PaletteTransfer(nn.Module):
         a constant to itself). r = the long side × ``radius`` (3 px at 288×432), so a photo is
         smoothed alike at any size; ``radius`` 0 turns it off. The local linear coefficients are found
         on a half-size grid and upsampled (He and Sun's fast guided filter, 2015): a quarter of the work.
+
+        In training (``self.training``) the guide is L alone: the colour guide made a quick training step
+        1.6× as long (the README main command past 15 minutes), and trained on hue shifts the corrections
+        barely depend on it; every checkpoint reported in benchmarks/RESULTS.md was trained so.
         """
         r = round(self.radius * max(w.shape[-2:]))
         if r <= 0:
             return w
-        K, (H, W) = w.shape[1], w.shape[-2:]
+        guide = I_s[:, :1] if self.training else I_s   # training: L alone (see the docstring)
+        C, K, (H, W) = guide.shape[1], w.shape[1], w.shape[-2:]
         f = 2 if r >= 2 else 1   # the coefficients on a half-size grid (He & Sun's fast guided filter)
-        I, v = (F.avg_pool2d(x, f) if f > 1 else x for x in (I_s, w))
+        I, v = (F.avg_pool2d(x, f) if f > 1 else x for x in (guide, w))
         r = max(1, r // f)
-        mI, mw = box_mean(I, r), box_mean(v, r)                                    # (N, 3|K, h, w)
-        outer = (I[:, :, None] * I[:, None]).flatten(1, 2)                          # (N, 9, h, w)
-        cov = box_mean(outer, r).unflatten(1, (3, 3)) - mI[:, :, None] * mI[:, None]  # (N, 3, 3, h, w)
-        cov = cov + self.guide_eps * torch.eye(3, dtype=w.dtype, device=w.device)[..., None, None]
-        cross = box_mean((I[:, :, None] * v[:, None]).flatten(1, 2), r).unflatten(1, (3, K))
-        cross = cross - mI[:, :, None] * mw[:, None]                                # (N, 3, K, h, w)
-        a = torch.einsum("nijhw,njkhw->nikhw", _inverse3(cov), cross).flatten(1, 2)  # (N, 3K, h, w)
-        b = mw - (a.unflatten(1, (3, K)) * mI[:, :, None]).sum(1)
+        mI, mw = box_mean(I, r), box_mean(v, r)                                    # (N, C|K, h, w)
+        outer = (I[:, :, None] * I[:, None]).flatten(1, 2)                          # (N, C², h, w)
+        cov = box_mean(outer, r).unflatten(1, (C, C)) - mI[:, :, None] * mI[:, None]  # (N, C, C, h, w)
+        cov = cov + self.guide_eps * torch.eye(C, dtype=w.dtype, device=w.device)[..., None, None]
+        cross = box_mean((I[:, :, None] * v[:, None]).flatten(1, 2), r).unflatten(1, (C, K))
+        cross = cross - mI[:, :, None] * mw[:, None]                                # (N, C, K, h, w)
+        inv = _inverse3(cov) if C == 3 else 1.0 / cov
+        a = torch.einsum("nijhw,njkhw->nikhw", inv, cross).flatten(1, 2)           # (N, CK, h, w)
+        b = mw - (a.unflatten(1, (C, K)) * mI[:, :, None]).sum(1)
         a, b = (F.interpolate(box_mean(x, r), size=(H, W), mode="bilinear", align_corners=False) for x in (a, b))
-        return (a.unflatten(1, (3, K)) * I_s[:, :, None]).sum(1) + b
+        return (a.unflatten(1, (C, K)) * guide[:, :, None]).sum(1) + b
 
     def prior_logits(self, I_s, P_s):
         """-|I_s(x) - P_s,k|² / (2 (τσ)²) in raw LAB: (N, 6, H, W)."""

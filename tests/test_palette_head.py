@@ -226,3 +226,19 @@ def test_cli_keep_order(model, photo, tmp_path):
         assert main(["recolor", str(src), "--palette", p, "-o", str(tmp_path / f"{name}.png"), "--checkpoint", str(ck)] + extra) == 0
         outs[name] = np.asarray(Image.open(tmp_path / f"{name}.png"))
     assert np.array_equal(outs["a"], outs["b"]) and not np.array_equal(outs["c"], outs["d"])
+
+
+def test_colour_guide_keeps_a_chroma_only_edge():
+    """Red beside green at one lightness: guided by colour (inference) the weights keep their step at the
+    border; guided by L alone (training, cheaper) they are blurred across it."""
+    H, W = 64, 96
+    lab = torch.zeros(1, 3, H, W)
+    lab[:, 0] = 50.0
+    lab[:, 1, :, : W // 2], lab[:, 1, :, W // 2:] = 60.0, -60.0            # a* : red | green
+    I_s = normalize_lab(lab)
+    w = torch.zeros(1, 6, H, W)
+    w[:, 0, :, : W // 2], w[:, 1, :, W // 2:] = 1.0, 1.0
+    tr = PaletteTransfer(radius=1 / 24)                                      # r = 4 px
+    err_colour = (tr.eval().smooth(w, I_s) - w).abs().max()
+    err_L = (tr.train().smooth(w, I_s) - w).abs().max()
+    assert err_colour < 0.1 and err_L > 0.3

@@ -33,11 +33,10 @@ from torch import nn
 
 from .checkpoint import generator_from_state, read_checkpoint
 from .correspondence import ab_scale_offset, affine_to_raw
-from .color import (denormalize_lab, lab_to_rgb, lab_to_uint8, normalize_lab, rgb_to_lab, to_uint8,
-                    uint8_to_lab)
+from .color import lab_to_uint8, normalize_lab, rgb_to_lab, uint8_to_lab
 from .config import SHIPPED, resolve_device
 from .photos import load_image, load_pixels
-from .model import PaletteNet, apply_affine, crop_to, input_memory_format, pad_to_multiple
+from .model import PaletteNet, crop_to, input_memory_format, pad_to_multiple
 from .palette import extract_palette, match_palette, palette_lab_norm, parse_palette
 
 _HOW_TO_MAKE = ("make one with `python -m pnlib train` (runs/quick/) and then "
@@ -344,13 +343,6 @@ def _raw_ab_transform(t: torch.Tensor, affine: bool) -> torch.Tensor:
         return affine_to_raw(t)
     s, o = ab_scale_offset(t)
     return (t - o.view(1, 2, 1, 1)) / s.view(1, 2, 1, 1)
-
-
-def compose_result(L_s: torch.Tensor, ab_norm: torch.Tensor) -> np.ndarray:
-    """[I^L_s, Îab_t] (raw L, normalised ab) -> display sRGB, uint8 (N, H, W, 3)."""
-    ab = denormalize_lab(torch.cat([torch.zeros_like(ab_norm[:, :1]), ab_norm], 1))[:, 1:]
-    rgb = lab_to_rgb(torch.cat([L_s, ab], 1), clip=True)   # L: the source's, exactly
-    return to_uint8(rgb).permute(0, 2, 3, 1).cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------------------

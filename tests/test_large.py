@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import pnlib.inference as I
-from pnlib.color import lab_to_rgb, lab_to_uint8, rgb_to_lab, to_uint8, uint8_to_lab
+from pnlib.color import denormalize_lab, lab_to_rgb, lab_to_uint8, rgb_to_lab, to_uint8, uint8_to_lab
 from pnlib.model import PaletteNet
 from pnlib.photos import load_image, load_pixels
 
@@ -77,7 +77,10 @@ def test_render_full_upsamples_as_interpolate(affine):
     from pnlib.color import normalize_lab
     from pnlib.model import apply_affine
     ab = apply_affine(up, normalize_lab(lab)[:, 1:].expand(2, -1, -1, -1)) if affine else up
-    ref = I.compose_result(lab[:, :1].expand(2, -1, -1, -1), ab)
+    # the reference: the whole image at once, [I^L_s, Îab_t] -> sRGB -> uint8
+    ab_raw = denormalize_lab(torch.cat([torch.zeros_like(ab[:, :1]), ab], 1))[:, 1:]
+    rgb = lab_to_rgb(torch.cat([lab[:, :1].expand(2, -1, -1, -1), ab_raw], 1), clip=True)
+    ref = to_uint8(rgb).permute(0, 2, 3, 1).numpy()
     assert got.shape == (2, H, W, 3)
     assert np.abs(got.astype(int) - ref).max() <= 1
 

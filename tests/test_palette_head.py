@@ -8,9 +8,9 @@ from skimage import data, transform
 
 import pnlib
 from pnlib import evaluate as E
-from pnlib.color import denormalize_lab, hue_shift, normalize_lab, rgb_to_lab
+from pnlib.color import denormalize_lab, normalize_lab, rgb_to_lab
 from pnlib.data import PairSampler, load_split, split_pairs, load_pairs
-from pnlib.metrics import delta_e00, palette_distance, stray_edges
+from pnlib.metrics import palette_distance, stray_edges
 from pnlib.correspondence import PaletteTransfer
 from pnlib.model import PaletteNet, apply_affine
 from pnlib.palette import extract_palette, match_palette

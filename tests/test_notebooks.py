@@ -49,8 +49,44 @@ def test_notebook_conventions(path):
     md = [_src(c) for c in cells if c["cell_type"] == "markdown"]
     assert any(s.lstrip().startswith("## Summary") for s in md)
     ex = next(s for s in md if s.lstrip().startswith("## Exercises"))
-    n_ex = len(re.findall(r"^\s*(\d+\.|-)\s", ex, re.M))
+    n_ex = len(re.findall(r"^\s*\d+\.\s", ex, re.M))
     assert 3 <= n_ex <= 5, f"3-5 exercises, found {n_ex}"
+    hints = re.findall(r"<details>\s*<summary>[^<]+</summary>.+?</details>", ex, re.S)
+    assert len(hints) == n_ex, f"one collapsed hint (<details><summary>…</summary>…</details>) per exercise: {len(hints)} for {n_ex}"
+    for item in re.split(r"^\s*\d+\.\s", ex, flags=re.M)[1:]:
+        assert "<details>" in item, f"exercise without a collapsed hint: {item[:80]!r}"
+    long = [_src(c).splitlines()[0] for c in code if len(_src(c).splitlines()) > 15]
+    assert not long, f"code cells longer than 15 lines, starting: {long}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_what_you_should_see(path):
+    """Each notebook shows, after the cell that makes it, a committed reference figure and the numbers to
+    expect, so a reader on a repository browser (outputs stripped) sees the pictures."""
+    cells = _nb(path)["cells"]
+    found = []
+    for i, c in enumerate(cells):
+        text = _src(c)
+        if c["cell_type"] != "markdown" or not text.lstrip().startswith("**What you should see**"):
+            continue
+        links = [a or b for a, b in _figure_links(text)]
+        assert links, f"cell {i}: a 'What you should see' cell embeds a figure from figures/"
+        for link in links:
+            assert (path.parent / link).resolve().is_file(), link
+        assert re.search(r"\d", text.replace(links[0], "")), f"cell {i}: states the numbers to expect"
+        before = [_src(x) for x in cells[:i] if x["cell_type"] == "code"]
+        stem = Path(links[0]).stem
+        assert any(f'"{stem}"' in s for s in before), f"cell {i}: {stem}.png is saved by a code cell above it"
+        found.append(i)
+    assert found, "at least one 'What you should see' cell"
+
+
+def test_every_paper_equation_is_computed_and_checked():
+    """Eq. (1)-(10) each have a notebook code cell that names it and checks it (assert / assert_close)."""
+    cells = [_src(c) for p in NOTEBOOKS for c in _nb(p)["cells"] if c["cell_type"] == "code"]
+    for n in range(1, 11):
+        checked = [s for s in cells if f"eq. ({n})" in s and re.search(r"\bassert|assert_close", s)]
+        assert checked, f"no notebook code cell computes and checks eq. ({n})"
 
 
 def _figure_links(text):

@@ -118,19 +118,28 @@ def cached_model(path=None, device="auto") -> PaletteNet:
 # Images
 # --------------------------------------------------------------------------------------------------
 
-def palette_of(image) -> torch.Tensor:
-    """The ``(6, 3)`` RGB palette of a photo (k-means in LAB, :func:`pnlib.palette.extract_palette`)."""
-    return extract_palette(load_image(image))
+#: The long side at which :func:`recolor` runs the network (``work_size``); ``None``: the photo's own.
+WORK_SIZE = 1024
+#: Pixels per row block of the full-resolution pass (colour conversion and transform): a few MB each.
+ROW_BLOCK = 1 << 18
+
+
+def palette_of(image, work_size: int | None = WORK_SIZE) -> torch.Tensor:
+    """The ``(6, 3)`` RGB palette of a photo (k-means in LAB, :func:`pnlib.palette.extract_palette`).
+
+    Extracted from the photo at the working resolution (long side ``work_size``; ``None``: the full
+    resolution), exactly as :func:`recolor` extracts the P_s its palette head reads: so
+    ``recolor(photo, palette_of(photo))`` gives the photo back at any size, and a 48 MP photo is never
+    held as floats (read as uint8, downscaled in row blocks). For a photo whose long side is at most
+    ``work_size``, the palette of the photo itself.
+    """
+    photo = _Photo(image)
+    return extract_palette(photo.resized(_work_shape(photo.size, work_size)))
 
 
 # --------------------------------------------------------------------------------------------------
 # Recolor
 # --------------------------------------------------------------------------------------------------
-
-#: The long side at which :func:`recolor` runs the network (``work_size``); ``None``: the photo's own.
-WORK_SIZE = 1024
-#: Pixels per row block of the full-resolution pass (colour conversion and transform): a few MB each.
-ROW_BLOCK = 1 << 18
 
 
 def recolor(image, palette, model: PaletteNet | None = None, device="auto", match: bool = True,

@@ -155,3 +155,20 @@ def test_a_24mp_photo_recolors_within_2_gb():
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["shape"] == [4000, 6000, 3]
     assert res["peak_mb"] <= 2048, res
+
+
+def test_palette_of_is_the_palette_recolor_reads_at_any_size():
+    """palette_of extracts at the working resolution, as recolor extracts P_s: asked for its own palette, a
+    photo larger than WORK_SIZE comes back (the palette head's T_k are all the identity, whatever the weights);
+    a photo within WORK_SIZE gets the palette of its own pixels."""
+    G = _palette_model()
+    big = _photo(700, 1100, seed=3)
+    assert max(big.shape[:2]) > I.WORK_SIZE // 2
+    own = I.palette_of(big, work_size=512)
+    out = I.recolor(big, own, model=G, work_size=512)
+    assert np.abs(out.astype(int) - big).max() <= 1
+    full = I.palette_of(big, work_size=None)
+    assert (full - own).abs().max() > 1e-4                # a different subsample: not the same palette
+    small = _photo(60, 90, seed=4)
+    from pnlib.palette import extract_palette
+    torch.testing.assert_close(I.palette_of(small), extract_palette(load_image(small)), rtol=0, atol=0)

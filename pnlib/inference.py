@@ -35,7 +35,7 @@ from .checkpoint import generator_from_state, read_checkpoint
 from .correspondence import ab_scale_offset, affine_to_raw
 from .color import lab_to_uint8, normalize_lab, rgb_to_lab, uint8_to_lab
 from .config import SHIPPED, resolve_device
-from .photos import load_image, load_pixels
+from .photos import load_image, load_pixels  # noqa: F401 - load_image: part of this module's API (widgets, tests)
 from .model import PaletteNet, crop_to, input_memory_format, pad_to_multiple
 from .palette import extract_palette, match_palette, palette_lab_norm, parse_palette
 

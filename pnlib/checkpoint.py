@@ -76,12 +76,20 @@ def config_differences(saved: dict, wanted: dict, keys=("preset",) + ARCH_KEYS) 
             for k in keys if arch_value(saved, k) != arch_value(wanted, k)]
 
 
+#: Settings that change what training learns: a run folder trained with other values cannot stand in
+#: for a run that asks for these (``load_or_train(..., lr=2e-4)`` must not load a run trained at 1e-3).
+#: Compared where the checkpoint records them. The step counts are not here: more steps resume a run.
+TRAINING_KEYS = ("lr", "betas", "lam", "batch", "size", "crop_scale", "jitter", "data", "seed")
+
+
 def check_matches(state: dict, cfg: dict, what: str) -> None:
-    """Raise :class:`CheckpointMismatch` naming each difference when ``state`` cannot serve ``cfg``.
+    """Raise :class:`CheckpointMismatch` naming each difference when ``state`` cannot serve ``cfg``:
+    the preset, the architecture (:data:`~pnlib.config.ARCH`) and the :data:`TRAINING_KEYS` it records.
 
     ``what``: the start of the message, e.g. "checkpoint runs/ci/checkpoint.pt does not match this run".
     """
-    diff = config_differences(state["config"], cfg)
+    saved = state["config"]
+    diff = config_differences(saved, cfg) + config_differences(saved, cfg, [k for k in TRAINING_KEYS if k in saved])
     if diff:
         raise CheckpointMismatch(f"{what}: " + "; ".join(diff))
 

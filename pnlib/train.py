@@ -366,7 +366,10 @@ def load_or_train(preset: str = "quick", out=None, until_phase: int = 2, callbac
         if not path.exists():
             continue
         state = read_checkpoint(path)
-        check_matches(state, cfg, f"checkpoint {path} does not match preset {preset!r}")
+        try:
+            check_matches(state, cfg, f"checkpoint {path} does not match preset {preset!r} with these settings")
+        except CheckpointMismatch as e:
+            raise CheckpointMismatch(f"{e}. Pass out=<another folder> to train a run with these settings.") from None
         if state["step"] >= need:
             G = generator_from_state(state, path).to(resolve_device(cfg["device"]))
             print(f"loaded {path} (step {state['step']}: phase {until_phase} done); not training")

@@ -85,6 +85,16 @@ def test_wrong_checkpoint_is_refused_with_what_differs(ci_run):
         CK.read_checkpoint(bad / "checkpoint.pt")
 
 
+def test_a_run_trained_with_other_settings_is_not_loaded_as_this_one(ci_run):
+    """lr, batch, λ... are compared too: a finished run at the preset's lr must not stand in for lr=2e-3."""
+    out = ci_run[0]
+    with pytest.raises(CK.CheckpointMismatch, match=r"lr: checkpoint has 0.0002, this run wants 0.002.*out="):
+        T.load_or_train("ci", out=out, progress=False, lr=2e-3)
+    with pytest.raises(CK.CheckpointMismatch, match=r"batch: checkpoint has 4, this run wants 8"):
+        T.load_or_train("ci", out=out, progress=False, batch=8)
+    T.load_or_train("ci", out=out, progress=False, lr=C.get_config("ci")["lr"])   # the same value: loads
+
+
 def test_head_differences_name_the_heads():
     """A checkpoint from before the head setting counts as the paper's direct head, and says so."""
     old = {k: v for k, v in C.get_config("ci").items() if k != "head"}

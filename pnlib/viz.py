@@ -154,6 +154,53 @@ def show_shapes(shapes: dict, links=(), notes=None, title=None):
     return fig
 
 
+def two_phase_diagram():
+    """Fig. 4: the two training phases of §3; returns the figure.
+
+    Phase 1 (§3.1): FE and RD learn together on L_E, eq. (3). Phase 2 (§3.2): FE frozen; every step, D
+    learns on L_D (eq. 7) from the four pairs of eq. (5)-(6), then RD on L_G = λ L_E + L_Adv (eq. 9).
+    Trained networks are coloured (FE blue, RD orange, D green), a frozen one grey; arrows are the forward
+    pass; the caption under each panel says which loss updates which network.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.6))
+    c = dict(FE="#9ecae1", RD="#fdae6b", D="#a1d99b", off="#d9d9d9", loss="#fcbba1", data="white")
+    common = {"I_s": (0.6, 3.6, "$I_s$", "data"), "P_t": (4.4, 5.4, "$P_t$", "data"),
+              "RD": (4.4, 3.6, "RD\n(trained)", "RD"), "It": (9.0, 5.4, "$I^{ab}_t$", "data")}
+    phases = [
+        ("Phase 1 (§3.1): pretrain FE and RD with the E-loss",
+         {**common, "FE": (2.4, 3.6, "FE\n(trained)", "FE"), "out": (6.6, 3.6, "$\\hat I^{ab}_t$", "data"),
+          "LE": (9.0, 3.6, "$L_E$, eq. (3)", "loss")},
+         [("I_s", "FE"), ("FE", "RD"), ("P_t", "RD"), ("RD", "out"), ("out", "LE"), ("It", "LE")],
+         "Adam on FE + RD: minimise $L_E$ (paper: until it converges; pnlib: steps1 steps)"),
+        ("Phase 2 (§3.2): FE frozen; RD and D trained against each other",
+         {**common, "FE": (2.4, 3.6, "FE\n(frozen)", "off"),
+          "out": (6.6, 3.6, "$\\hat I_t = [I^L_s, \\hat I^{ab}_t]$", "data"), "LE": (9.0, 3.6, "$L_E$, eq. (3)", "loss"),
+          "Io": (3.2, 1.3, "$(I_o, P_o)$ from $D_{orig}$,\nand $P_t$", "data"), "D": (6.6, 1.3, "D\n(trained)", "D"),
+          "LD": (9.0, 2.0, "$L_D$, eq. (7)", "loss"), "LA": (9.0, 0.6, "$L_{Adv}$, eq. (8)", "loss")},
+         [("I_s", "FE"), ("FE", "RD"), ("P_t", "RD"), ("RD", "out"), ("out", "LE"), ("It", "LE"),
+          ("out", "D"), ("Io", "D"), ("D", "LD"), ("D", "LA")],
+         "every step: Adam on D with $L_D$, then Adam on RD with $L_G = \\lambda L_E + L_{Adv}$ (eq. 9), $\\lambda$ = 10"),
+    ]
+    for ax, (title, nodes, edges, caption) in zip(axes, phases):
+        box = {}
+        for name, (x, y, label, kind) in nodes.items():
+            box[name] = ax.text(x, y, label, ha="center", va="center", fontsize=11,
+                                bbox=dict(boxstyle="round,pad=0.45", fc=c[kind], ec="black" if kind != "data" else "none"))
+        for a, b in edges:
+            ax.annotate("", xy=nodes[b][:2], xytext=nodes[a][:2], arrowprops=dict(
+                arrowstyle="-|>", color="black", lw=1.2, shrinkA=0, shrinkB=0,
+                patchA=box[a].get_bbox_patch(), patchB=box[b].get_bbox_patch()))
+        ax.set_title(title, fontsize=12)
+        ax.text(5.0, -0.4, caption, ha="center", va="center", fontsize=10.5, color="darkred")
+        ax.set_xlim(-0.2, 10.2)
+        ax.set_ylim(-0.8, 6.1)
+        ax.axis("off")
+    axes[1].text(5.0, 0.25, "D's pairs: real $(I_o, P_o)$; fake $(\\hat I_t, P_t)$, $(I_o, P_t)$, $(\\hat I_t, P_o)$",
+                 ha="center", fontsize=9.5, color="dimgray")
+    fig.tight_layout()
+    return fig
+
+
 def plot_history(history: list, ax=None):
     """Loss curves and validation ΔE00 (with the identity baseline) from a training history list."""
     if ax is None:
@@ -163,7 +210,9 @@ def plot_history(history: list, ax=None):
         if pts:
             ax[0].plot(*zip(*pts), label=label)
     ax[0].set_yscale("log")
-    ax[0].set_xlabel("step")
+    ax[0].set_xlabel("step (one Adam update)")
+    adv = any("loss_d" in r for r in history)
+    ax[0].set_ylabel("E-loss per image (sum over pixels)" + ("\nL_D, L_Adv: mean over D's patches" if adv else ""))
     ax[0].set_title("training losses")
     ax[0].legend()
     val = [(r["step"], r["val_de00"], r["identity_de00"]) for r in history if "val_de00" in r]
@@ -176,8 +225,8 @@ def plot_history(history: list, ax=None):
     for a in ax:
         if p2 is not None:
             a.axvline(p2, color="k", lw=0.8, ls=":")
-    ax[1].set_xlabel("step")
-    ax[1].set_ylabel("mean ΔE00")
+    ax[1].set_xlabel("step (one Adam update)")
+    ax[1].set_ylabel("mean ΔE00 (display sRGB)")
     ax[1].set_title("validation ΔE00 (held-out photos)")
     return ax
 

@@ -35,7 +35,7 @@ from .checkpoint import generator_from_state, read_checkpoint
 from .correspondence import ab_scale_offset, affine_to_raw
 from .color import lab_to_uint8, normalize_lab, rgb_to_lab, uint8_to_lab
 from .config import SHIPPED, resolve_device
-from .photos import load_image, load_pixels  # noqa: F401 - load_image: part of this module's API (widgets, tests)
+from .photos import MAX_SIDE, load_image, load_pixels  # noqa: F401 - load_image: this module's API too
 from .model import PaletteNet, crop_to, input_memory_format, pad_to_multiple
 from .palette import extract_palette, match_palette, palette_lab_norm, parse_palette
 
@@ -124,17 +124,15 @@ WORK_SIZE = 1024
 ROW_BLOCK = 1 << 18
 
 
-def palette_of(image, work_size: int | None = WORK_SIZE) -> torch.Tensor:
-    """The ``(6, 3)`` RGB palette of a photo (k-means in LAB, :func:`pnlib.palette.extract_palette`).
+def palette_of(image) -> torch.Tensor:
+    """The ``(6, 3)`` RGB palette of a photo (k-means in LAB, :func:`pnlib.palette.extract_palette`): the
+    P_s that :func:`recolor` reads, so ``recolor(photo, palette_of(photo))`` gives the photo back.
 
-    Extracted from the photo at the working resolution (long side ``work_size``; ``None``: the full
-    resolution), exactly as :func:`recolor` extracts the P_s its palette head reads: so
-    ``recolor(photo, palette_of(photo))`` gives the photo back at any size, and a 48 MP photo is never
-    held as floats (read as uint8, downscaled in row blocks). For a photo whose long side is at most
-    ``work_size``, the palette of the photo itself.
+    Extracted from the photo at a long side of at most :data:`~pnlib.photos.MAX_SIDE` (1024 px), as
+    training extracts its photos' palettes: the palette does not depend on the size of the file or on
+    ``work_size``, and a 48 MP photo is never held as floats (read as uint8, downscaled in row blocks).
     """
-    photo = _Photo(image)
-    return extract_palette(photo.resized(_work_shape(photo.size, work_size)))
+    return _Photo(image).palette()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -161,7 +159,7 @@ def recolor(image, palette, model: PaletteNet | None = None, device="auto", matc
     :class:`PalettePreview` does for the palette sliders; both share :func:`render_full`.
 
     A model with the palette head (ours, the shipped one) also reads the photo's own palette P_s,
-    extracted here (:func:`source_palette`, from the working-resolution photo): the user gives only P_t.
+    extracted here (:func:`palette_of`, at a long side of at most 1024 px): the user gives only P_t.
     A palette comes in any order, so by default (``match=True``) its colours are first paired with
     P_s's by the least total ΔE00 (:func:`~pnlib.palette.match_palette`): each colour of the photo
     turns into the closest target colour still free. ``match=False`` keeps the order: colour i of
@@ -173,8 +171,11 @@ def recolor(image, palette, model: PaletteNet | None = None, device="auto", matc
 
 
 def source_palette(rgb: torch.Tensor) -> torch.Tensor:
-    """P_s, the ``(6, 3)`` RGB palette of a ``(3, H, W)`` photo that the palette head reads (= palette_of)."""
-    return extract_palette(rgb)
+    """P_s, the ``(6, 3)`` RGB palette of a ``(3, H, W)`` photo that the palette head reads (= palette_of):
+    extracted at a long side of at most :data:`~pnlib.photos.MAX_SIDE`, whatever the photo's size."""
+    H, W = rgb.shape[-2:]
+    shape = _work_shape((H, W), MAX_SIDE)
+    return extract_palette(rgb if shape == (H, W) else downscale(lambda y0, y1: rgb[None, :, y0:y1], (H, W), shape))
 
 
 def target_and_source(rgb: torch.Tensor, palette, model: PaletteNet, match: bool = True, src=None):
@@ -204,7 +205,7 @@ def recolor_palettes(image, palettes, model: PaletteNet | None = None, device="a
     if model is None:
         model = cached_model(None, device)
     small = photo.resized(_work_shape(photo.size, work_size))            # what the network sees
-    src = source_palette(small) if model.uses_source_palette else None
+    src = photo.palette(small) if model.uses_source_palette else None   # = palette_of(image)
     pairs = [target_and_source(small, p, model, match, src) for p in palettes]   # (P_t, P_s) of each
     if not pairs:
         raise ValueError("recolor_palettes needs at least one palette")
@@ -252,6 +253,12 @@ class _Photo:
         if self.uint8:
             return uint8_to_lab(torch.from_numpy(self.pixels[y0:y1].copy()))[None]
         return rgb_to_lab(self.rgb_rows(y0, y1))
+
+    def palette(self, small: torch.Tensor | None = None) -> torch.Tensor:
+        """The photo's palette (:func:`palette_of`), from ``small`` when it has the size it is extracted at."""
+        shape = _work_shape(self.size, MAX_SIDE)
+        fits = small is not None and tuple(small.shape[-2:]) == shape
+        return extract_palette(small if fits else self.resized(shape))
 
     def resized(self, shape) -> torch.Tensor:
         """The photo at ``shape = (h, w)``, float ``(3, h, w)`` (:func:`downscale`, in row blocks)."""

@@ -158,17 +158,21 @@ def test_a_24mp_photo_recolors_within_2_gb():
 
 
 def test_palette_of_is_the_palette_recolor_reads_at_any_size():
-    """palette_of extracts at the working resolution, as recolor extracts P_s: asked for its own palette, a
-    photo larger than WORK_SIZE comes back (the palette head's T_k are all the identity, whatever the weights);
-    a photo within WORK_SIZE gets the palette of its own pixels."""
+    """P_s is extracted at a long side of at most MAX_SIDE whatever work_size is, and palette_of is that
+    palette: asked for its own palette, a photo larger than MAX_SIDE comes back at every work_size (the
+    palette head's T_k are all the identity, whatever the weights); a smaller photo gets the palette of
+    its own pixels."""
+    from pnlib.palette import extract_palette
+    from pnlib.photos import MAX_SIDE
     G = _palette_model()
     big = _photo(700, 1100, seed=3)
-    assert max(big.shape[:2]) > I.WORK_SIZE // 2
-    own = I.palette_of(big, work_size=512)
-    out = I.recolor(big, own, model=G, work_size=512)
-    assert np.abs(out.astype(int) - big).max() <= 1
-    full = I.palette_of(big, work_size=None)
-    assert (full - own).abs().max() > 1e-4                # a different subsample: not the same palette
-    small = _photo(60, 90, seed=4)
-    from pnlib.palette import extract_palette
-    torch.testing.assert_close(I.palette_of(small), extract_palette(load_image(small)), rtol=0, atol=0)
+    assert max(big.shape[:2]) > MAX_SIDE
+    own = I.palette_of(big)
+    small = F.interpolate(torch.from_numpy(big).permute(2, 0, 1)[None].float() / 255, size=(652, 1024),
+                          mode="bilinear", antialias=True)[0].clamp(0, 1)
+    torch.testing.assert_close(own, extract_palette(small), atol=2e-3, rtol=0)   # the photo at 1024 px
+    for work in (512, None):
+        out = I.recolor(big, own, model=G, work_size=work)
+        assert np.abs(out.astype(int) - big).max() <= 1, work
+    little = _photo(60, 90, seed=4)
+    torch.testing.assert_close(I.palette_of(little), extract_palette(load_image(little)), rtol=0, atol=0)

@@ -1,9 +1,9 @@
 """The evaluation protocol: PaletteNet against Chang et al. 2015 on held-out photos (§4.1, §4.5, Fig. 8, 9).
 
-The paper compares with Chang et al. [3] by showing pictures (Fig. 8, 9) and a user study; it gives no
-number. Here two protocols turn the comparison into numbers, on photos the model never trained on (the
-validation split of :func:`pnlib.data.split_pairs`). Every colour difference is CIEDE2000 of what a
-screen shows (:mod:`pnlib.metrics`: LAB -> sRGB clipped -> LAB).
+The paper compares with Chang et al. [3] by showing pictures (Fig. 8; Fig. 9 also beside a designer's
+Photoshop edits); it gives no number. Here two protocols turn the comparison into numbers, on photos
+the model never trained on (the validation split of :func:`pnlib.data.split_pairs`). Every colour
+difference is CIEDE2000 of what a screen shows (:mod:`pnlib.metrics`: LAB -> sRGB clipped -> LAB).
 
 **Protocol A, with ground truth** (the paper's validation construction, §4.1: 50 photos × 18 = 900).
 Each held-out pair (I_j, P_j) × the 18 hue shifts t = 0, 20, ..., 340 (eq. 10):
@@ -37,7 +37,8 @@ source -> target correspondence: the target's colours are matched one-to-one to 
 
 **Own palette** (:func:`protocol_own`): each held-out photo recoloured to its own palette, ΔE00 to the
 source. :func:`evaluate` runs all three and times them, :func:`to_markdown` writes the table,
-:func:`save_json` the numbers, :func:`comparison_figure` a Fig. 8/9-style grid (``python -m pnlib eval``).
+:func:`save_json` the numbers, :func:`comparison_figure` a Fig. 8/9-style grid (``python -m pnlib eval``);
+:func:`extreme_palettes` runs Fig. 9's one photo × :data:`EXTREME_PALETTES`, both methods, with scores.
 Imports data, metrics, baselines, checkpoint and inference; never the training loop.
 """
 from __future__ import annotations
@@ -56,10 +57,12 @@ from .data import SHIFTS, load_split, validation_set
 from .inference import load_model
 from .metrics import display_lab, luminance_error, palette_distance, per_image_delta_e00, stray_edges
 from .model import PaletteNet, recolor_batched
-from .palette import extract_palette, format_palette, match_palette, palette_lab_norm, random_palettes
+from .palette import (extract_palette, format_palette, match_palette, palette_lab_norm, parse_palette,
+                      random_palettes)
 
-__all__ = ["DEFAULT_SIZE", "METHODS_A", "METHODS_B", "evaluate", "random_palettes", "match_palette",
-           "to_markdown", "save_json", "comparison_figure", "default_checkpoint", "json_path"]
+__all__ = ["DEFAULT_SIZE", "METHODS_A", "METHODS_B", "EXTREME_PALETTES", "evaluate", "extreme_palettes",
+           "random_palettes", "match_palette", "to_markdown", "save_json", "comparison_figure",
+           "default_checkpoint", "json_path"]
 
 #: Evaluation size (H, W): the paper's 288×432 (§4.1). On a 2-core CPU (with 1 torch thread, see
 #: ``threads``) the whole evaluation of a width-16 model takes about 50 s there, 20 s at 192×288.
@@ -70,6 +73,15 @@ METHODS_B = ("identity", "chang", "palettenet")
 #: extract_palette's default, for speed; six clusters are well estimated from 5,000 pixels.
 ADHERENCE_PIXELS = 5000
 _BATCH = 6  # PaletteNet images per forward pass
+#: Fig. 9's kind of target (§4.5: "more extreme target palettes on a single image"; the paper does not
+#: list its palettes): fixed, hand-picked palettes far from any photo's, for :func:`extreme_palettes`.
+EXTREME_PALETTES = {
+    "all grey": "#1c1c1c,#3f3f3f,#636363,#878787,#ababab,#d0d0d0",      # no chroma at all, L 11-84
+    "one blue ×6": ",".join(["#0047ff"] * 6),                           # one saturated colour repeated
+    "complementary": "#3a1a6e,#6c3bc4,#b49af0,#6b5a00,#c9a800,#fff07a",  # violet and yellow, 3 L each
+    "very dark": "#050505,#1a0f0a,#0a1a12,#0d0d24,#241010,#1e1e1e",      # L below 12
+    "neon": "#ff00ff,#00ffff,#39ff14,#ffff00,#ff2a2a,#3d5afe",           # the most saturated sRGB colours
+}
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -236,6 +248,45 @@ def _score_b(rgb_out: dict, P: torch.Tensor, src_lab: torch.Tensor, seconds: dic
         if progress:
             print(f"  protocol B  {name:<11} adherence ΔE00 {s['mean']:6.2f}  ({seconds[name]:.1f} s)")
     return methods
+
+
+# -------------------------------------------------------------------------------- extreme palettes
+def extreme_palettes(model: PaletteNet, rgb: torch.Tensor, source_palette, palettes=None,
+                     threads: int | None = 1) -> dict:
+    """Fig. 9 (§4.5): one photo × extreme target palettes, Chang et al. beside PaletteNet, with scores.
+
+    ``rgb``: ``(3, H, W)`` in [0, 1]; ``source_palette``: its ``(6, 3)`` RGB palette P_s (Chang's
+    source, and the palette head's); ``palettes``: ``{name: palette}`` (default :data:`EXTREME_PALETTES`).
+    As in protocol B, each target is matched one-to-one to P_s by least total ΔE00 (Chang needs the
+    correspondence; the palette head reads it the same way); the paper's head gets it in its own order.
+    Returns ``names``, ``targets`` ((N, 6, 3) RGB, matched order), ``chang`` and ``palettenet`` (N, 3, H, W)
+    RGB, and per method m the lists ``m_adherence`` and ``m_adherence_equal_L`` (palette adherence
+    ΔE00, also at equal lightness, as in protocol B) and ``m_dL`` (mean |ΔL| to the source, as displayed).
+    ``threads``: torch CPU threads while it runs, as in :func:`evaluate` (1: much faster on a busy CPU).
+    """
+    with torch_threads(threads):
+        return _extreme_palettes(model, rgb, source_palette,
+                                 palettes if palettes is not None else EXTREME_PALETTES)
+
+
+def _extreme_palettes(model: PaletteNet, rgb: torch.Tensor, source_palette, palettes: dict) -> dict:
+    P_s = source_palette.detach().cpu().float()
+    P = torch.stack([parse_palette(p) for p in palettes.values()])
+    P_m = torch.stack([match_palette(P_s, p) for p in P])
+    src_lab = rgb_to_lab(rgb)
+    out = {"names": list(palettes), "targets": P_m,
+           "chang": torch.stack([chang_recolor(rgb, P_s, p) for p in P_m])}
+    I_s = normalize_lab(src_lab).clamp(-1, 1).expand(len(P), -1, -1, -1)
+    reads_ps = model.uses_source_palette
+    P_s_norm = palette_lab_norm(P_s).expand(len(P), -1, -1) if reads_ps else None
+    lab = _palettenet(model, I_s, palette_lab_norm(P_m if reads_ps else P), P_s_norm)
+    out["palettenet"] = lab_to_rgb(lab, clip=True)
+    for m in ("chang", "palettenet"):
+        shown = [extract_palette(o, max_pixels=ADHERENCE_PIXELS) for o in out[m]]
+        out[m + "_adherence"] = [palette_distance(e, p) for e, p in zip(shown, P)]
+        out[m + "_adherence_equal_L"] = [palette_distance(e, p, equal_lightness=True) for e, p in zip(shown, P)]
+        out[m + "_dL"] = [luminance_error(rgb_to_lab(o), src_lab, display=True) for o in out[m]]
+    return out
 
 
 # ------------------------------------------------------------------------------------- own palette

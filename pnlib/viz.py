@@ -74,11 +74,32 @@ def _hwc(image) -> np.ndarray:
     return np.clip(image, 0, 1) if image.ndim == 3 else image  # RGB is clipped; a 2-D map keeps its range
 
 
-def show_images(images, titles=None, palettes=None, ncols=None, size=2.6, cmap=None):
+def _panel(ax, image, title=None, palette=None, cmap=None, vmin=None, vmax=None, cbar=None):
+    """One image on ``ax``: its title, an optional palette swatch under it, and for a 2-D map (a number
+    per pixel, drawn with ``cmap`` between ``vmin`` and ``vmax``) a colour bar labelled ``cbar``."""
+    ax.axis("off")
+    img = _hwc(image)
+    scale = dict(cmap=cmap, vmin=vmin, vmax=vmax) if img.ndim == 2 else {}
+    im = ax.imshow(img, **scale)
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+    if palette is not None:
+        swatch = ax.inset_axes([0.0, -0.2, 1.0, 0.16])
+        swatch.imshow(palette_swatch(palette), aspect="auto")
+        swatch.axis("off")
+    if cbar and img.ndim == 2:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03).set_label(cbar, fontsize=8)
+    return im
+
+
+def show_images(images, titles=None, palettes=None, ncols=None, size=2.6, cmap=None, vmin=None, vmax=None,
+                cbar=None):
     """A grid of images, each with an optional title and a palette swatch under it; returns the figure.
 
-    ``images``: a list of ``(3, H, W)`` RGB tensors / ``(H, W, 3)`` arrays, or an ``(N, 3, H, W)`` tensor
-    (a 2-D array is drawn with ``cmap``). ``palettes``: one ``(6, 3)`` RGB palette (or None) per image.
+    ``images``: a list of ``(3, H, W)`` RGB tensors / ``(H, W, 3)`` arrays, or an ``(N, 3, H, W)`` tensor.
+    A 2-D array is a map of numbers: drawn with ``cmap`` from ``vmin`` to ``vmax`` (a number, or one per
+    image) and, when ``cbar`` names the quantity and its unit, with a colour bar. ``palettes``: one
+    ``(6, 3)`` RGB palette (or None) per image.
     """
     images = list(images)
     n = len(images)
@@ -86,19 +107,39 @@ def show_images(images, titles=None, palettes=None, ncols=None, size=2.6, cmap=N
     nrows = -(-n // ncols)
     h, w = _hwc(images[0]).shape[:2]
     extra = 0.22 * size * h / w if palettes is not None else 0.0  # room for the swatch under each image
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size * h / w + extra + 0.35)),
+    wide = 1.3 if cbar else 1.0  # room for the colour bars and their labels
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size * wide, nrows * (size * h / w + extra + 0.35)),
                              squeeze=False)
+    if cbar:
+        fig.subplots_adjust(wspace=0.45)
+    per = lambda v, i: v[i] if isinstance(v, (list, tuple)) else v  # noqa: E731
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
-        if i >= n:
-            continue
-        ax.imshow(_hwc(images[i]), cmap=cmap)
-        if titles is not None:
-            ax.set_title(titles[i], fontsize=9)
-        if palettes is not None and palettes[i] is not None:
-            swatch = ax.inset_axes([0.0, -0.2, 1.0, 0.16])
-            swatch.imshow(palette_swatch(palettes[i]), aspect="auto")
-            swatch.axis("off")
+        if i < n:
+            _panel(ax, images[i], None if titles is None else titles[i],
+                   None if palettes is None else palettes[i], cmap, per(vmin, i), per(vmax, i), cbar)
+    return fig
+
+
+def palette_comparison(source, source_palette, outputs: dict, targets, names, scores=None, size=2.6):
+    """Fig. 9 (§4.5): one photo and several target palettes, one row per method; returns the figure.
+
+    Column 0 holds the source with its palette P_s under it; then one column per target palette, each
+    output with its target palette drawn under it. ``outputs``: ``{method: N images}`` (one row each, in
+    order); ``targets``: N ``(6, 3)`` RGB palettes; ``names``: N column names; ``scores``:
+    ``{method: N strings}`` (optional), a second title line under each output.
+    """
+    n, h, w = len(names), *_hwc(source).shape[:2]
+    fig, axes = plt.subplots(len(outputs), n + 1, squeeze=False,
+                             figsize=((n + 1) * size, len(outputs) * (1.22 * size * h / w + 0.6)))
+    _panel(axes[0, 0], source, "source $I_s$, $P_s$ below", source_palette)
+    for ax in axes[1:, 0]:
+        ax.axis("off")
+    for r, (method, images) in enumerate(outputs.items()):
+        for c in range(n):
+            extra = f"\n{scores[method][c]}" if scores else ""
+            _panel(axes[r, c + 1], images[c], f"{method}: {names[c]}{extra}", targets[c])
+    fig.tight_layout()
     return fig
 
 

@@ -83,6 +83,34 @@ def test_json_and_figure(results, tmp_path):
     matplotlib.pyplot.close(fig)
 
 
+def test_extreme_palettes_and_their_figure(model, results):
+    from pnlib import viz
+    photo = results["protocol_a"]["outputs"]["source"][0] / 255.0
+    P_s = results["protocol_a"]["outputs"]["source_palette"][0]
+    r = E.extreme_palettes(model, photo, P_s)
+    n = len(E.EXTREME_PALETTES)
+    assert r["names"] == list(E.EXTREME_PALETTES) and r["targets"].shape == (n, 6, 3)
+    for m in ("chang", "palettenet"):
+        assert r[m].shape == (n, 3, *SIZE) and 0 <= float(r[m].min()) and float(r[m].max()) <= 1
+        assert len(r[m + "_adherence"]) == len(r[m + "_dL"]) == n
+        assert all(e <= a + 1e-6 for a, e in zip(r[m + "_adherence"], r[m + "_adherence_equal_L"]))
+    # each target, drawn in P_s's order, is the same set of colours as the palette asked for
+    grey = E.parse_palette(E.EXTREME_PALETTES["all grey"])
+    assert sorted(map(tuple, r["targets"][0].tolist())) == sorted(map(tuple, grey.tolist()))
+    fig = viz.palette_comparison(photo, P_s, {"Chang": r["chang"], "PaletteNet": r["palettenet"]},
+                                 r["targets"], r["names"], {"Chang": r["names"], "PaletteNet": r["names"]})
+    assert len(fig.axes) == 2 * (n + 1)                                      # two rows of n + 1 panels
+    assert sum(len(ax.child_axes) for ax in fig.axes) == 2 * n + 1           # a swatch under each image
+    matplotlib.pyplot.close(fig)
+
+
+def test_show_images_draws_a_colour_bar_for_maps():
+    from pnlib import viz
+    fig = viz.show_images([torch.rand(3, 8, 12), torch.rand(8, 12)], cmap="magma", vmin=0, vmax=1, cbar="x (units)")
+    assert len(fig.axes) == 3 and fig.axes[-1].get_ylabel() == "x (units)"   # two panels, one bar
+    matplotlib.pyplot.close(fig)
+
+
 def test_random_palettes_are_seeded_and_displayable():
     p = E.random_palettes(3, seed=5)
     assert p.shape == (3, 6, 3)

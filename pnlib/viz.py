@@ -291,3 +291,96 @@ class LivePlot:
         else:
             self.handle.update(fig)
         plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Phase 2 (§3.2): its history, the anti-cheat experiment, and what it changes
+
+#: D's pairs of eq. (7) as logged by pnlib.train (``acc_<name>``): label, colour, line style.
+PAIR_STYLE = {"Io_Po": ("(I_o, P_o) real: eq. (5)", "tab:green", "-"),
+              "Ihat_Pt": ("(Î_t, P_t) generated: eq. (5)", "tab:blue", "-"),
+              "Io_Pt": ("(I_o, P_t) photo + target palette: eq. (6)", "tab:cyan", "--"),
+              "Ihat_Po": ("(Î_t, P_o) output + photo's palette: eq. (6)", "tab:purple", "--"),
+              "Io_Pother": ("(I_o, P_o') cheat test: another photo's palette", "tab:red", "-")}
+
+
+def plot_phase2(history: list, lam: float = 10.0, axes=None):
+    """Phase 2 of a training history (§3.2): L_D (eq. 7) and L_Adv (eq. 8) with their chance levels, D's
+    accuracy on each of its four pairs, and the two parts of L_G = λ L_E + L_Adv (eq. 9).
+
+    Works on the history that :func:`pnlib.train.load_or_train` returns, so also for a run loaded from
+    disk. Losses are means over each logging interval; accuracies are measured on the logging step's batch.
+    """
+    rows = [r for r in history if r.get("phase") == 2 and "loss_d" in r]
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    s = [r["step"] for r in rows]
+    ax = axes[0]
+    ax.plot(s, [r["loss_d"] for r in rows], "o-", color="k", label="L_D (eq. 7), 4 terms")
+    ax.plot(s, [r["loss_adv"] for r in rows], "s-", color="tab:orange", label="L_Adv (eq. 8)")
+    ax.axhline(4 * np.log(2), color="k", ls=":", lw=0.8, label="L_D of an undecided D: 4 ln 2")
+    ax.axhline(np.log(2), color="tab:orange", ls=":", lw=0.8, label="L_Adv of an undecided D: ln 2")
+    ax.set(xlabel="training step (phase 2)", ylabel="loss (nats, mean BCE over D's patches)", title="D against RD")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    for name, (label, colour, style) in PAIR_STYLE.items():
+        if any(f"acc_{name}" in r for r in rows):
+            ax.plot(s, [100 * r[f"acc_{name}"] for r in rows], style, color=colour, marker="o", ms=3, label=label)
+    ax.set(xlabel="training step (phase 2)", ylabel="D's patches right (%)", ylim=(-3, 103),
+           title="D's accuracy on each pair (one batch per point)")
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    ax.semilogy(s, [lam * r["loss_e"] for r in rows], "o-", color="tab:gray", label=f"λ L_E (eq. 3), λ = {lam:g}")
+    ax.semilogy(s, [r["loss_adv"] for r in rows], "s-", color="tab:orange", label="L_Adv (eq. 8)")
+    ax.set(xlabel="training step (phase 2)", ylabel="loss (normalised ab², nats; log scale)",
+           title="the two parts of L_G (eq. 9)")
+    ax.legend(fontsize=7)
+    return axes
+
+
+def plot_anticheat(runs: dict, axes=None):
+    """The anti-cheat experiment over seeds (§3.2, eq. 5 against eq. 7): per pair, the mean over seeds of
+    the share of patches D calls real, with a min-max band. ``runs`` maps anticheat (False / True) to a
+    list of row lists, one per seed, from :func:`pnlib.train.anticheat_experiment`."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    for ax, flag in zip(axes, (False, True)):
+        seeds = runs[flag]
+        steps = [r["step"] for r in seeds[0]]
+        for name in ("Io_Po", "Ihat_Pt", "Io_Pt", "Io_Pother"):
+            label, colour, style = PAIR_STYLE[name]
+            v = 100 * np.array([[r[f"real_{name}"] for r in rows] for rows in seeds])
+            ax.plot(steps, v.mean(0), style, color=colour, label=label)
+            ax.fill_between(steps, v.min(0), v.max(0), color=colour, alpha=0.18, lw=0)
+        ax.set(xlabel="D training step", title=f"{'with' if flag else 'without'} eq. (6): mean and min-max "
+               f"of {len(seeds)} seeds")
+    axes[0].set_ylabel("patches called real (%)")
+    axes[0].legend(fontsize=7)
+    return axes
+
+
+def plot_phase_change(I_s, out1, out2, I_t, P_t, titles, vmax=None):
+    """Rows of source | after phase 1 (with P_t) | after phase 2 | per-pixel ΔE00 between the two outputs
+    | ground truth, one shared colour scale for the ΔE00 maps (§3.2: what phase 2 changes). Inputs are
+    normalised LAB batches of equal length; returns the figure."""
+    from .metrics import delta_e00
+
+    de = delta_e00(denormalize_lab(out2.float().cpu()), denormalize_lab(out1.float().cpu()))
+    vmax = vmax or float(de.max())
+    n, (h, w) = len(I_s), I_s.shape[-2:]
+    fig, axes = plt.subplots(n, 5, figsize=(17, n * (3.2 * h / w + 0.8)), squeeze=False, gridspec_kw={"wspace": 0.3})
+    for i in range(n):
+        for ax, img, t in zip(axes[i], (I_s[i], out1[i], out2[i], None, I_t[i]),
+                              ("source I_s", "after phase 1", "after phase 2", "ΔE00(phase 2, phase 1)",
+                               "ground truth I_t")):
+            ax.axis("off")
+            ax.set_title(f"{titles[i]}\n{t}" if t == "source I_s" else t, fontsize=9)
+            if img is None:
+                im = ax.imshow(de[i].numpy(), cmap="magma", vmin=0, vmax=vmax)
+            else:
+                ax.imshow(_hwc(to_rgb(img)))
+        swatch = axes[i][1].inset_axes([0.0, -0.16, 1.0, 0.12])
+        swatch.imshow(palette_swatch(to_rgb(P_t[i], dim=-1)), aspect="auto")
+        swatch.axis("off")
+        fig.colorbar(im, ax=axes[i][3], fraction=0.046, pad=0.02, label="ΔE00")
+    return fig

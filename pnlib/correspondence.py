@@ -122,16 +122,39 @@ def _inverse3(m):
 def box_mean(x, r: int):
     """Mean of x (N, C, H, W) over the (2r+1)² window around each pixel, clipped at the borders.
 
-    Summed-area tables (cumulative sums), so the cost does not grow with r.
+    Separable: along W, then along H. For the small radii the filter uses (r <= :data:`SHIFTED_MAX_R`)
+    a sum of 2r+1 shifted copies of the zero-padded map, divided by each position's count of pixels
+    inside the image: 4-7× faster than summed-area tables at these radii (2026-11-30, 2 CPU threads),
+    backward included. Larger r: summed-area tables (cumulative sums), whose cost does not grow with r.
     """
-    def along(x, dim):
+    along = _shifted_sum if r <= SHIFTED_MAX_R else _cumsum_sum
+    def mean(x, dim):
         n = x.shape[dim]
-        c = F.pad(x.cumsum(dim), (1, 0) if dim == -1 else (0, 0, 1, 0))
-        hi = torch.arange(n, device=x.device).add(r + 1).clamp(max=n)
-        lo = torch.arange(n, device=x.device).sub(r).clamp(min=0)
-        return (c.index_select(dim, hi) - c.index_select(dim, lo)) / (hi - lo).to(x.dtype).view(
-            (-1, 1) if dim == -2 else (-1,))
-    return along(along(x, -1), -2)
+        i = torch.arange(n, device=x.device)
+        count = ((i + r).clamp(max=n - 1) - (i - r).clamp(min=0) + 1).to(x.dtype)
+        return along(x, dim, r) / count.view((-1, 1) if dim == -2 else (-1,))
+    return mean(mean(x, -1), -2)
+
+
+#: box_mean's largest radius summed as shifted copies (beyond it, summed-area tables are cheaper).
+SHIFTED_MAX_R = 8
+
+
+def _shifted_sum(x, dim, r):
+    n = x.shape[dim]
+    p = F.pad(x, (r, r) if dim == -1 else (0, 0, r, r))
+    s = p.narrow(dim, 0, n).clone()
+    for k in range(1, 2 * r + 1):
+        s += p.narrow(dim, k, n)
+    return s
+
+
+def _cumsum_sum(x, dim, r):
+    n = x.shape[dim]
+    c = F.pad(x.cumsum(dim), (1, 0) if dim == -1 else (0, 0, 1, 0))
+    hi = torch.arange(n, device=x.device).add(r + 1).clamp(max=n)
+    lo = torch.arange(n, device=x.device).sub(r).clamp(min=0)
+    return c.index_select(dim, hi) - c.index_select(dim, lo)
 
 
 #: normalised = scale · raw + offset for a and b (the ranges of §4.2, pnlib.color), as plain floats

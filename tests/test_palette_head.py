@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from skimage import data, transform
 
 import pnlib
@@ -242,3 +243,18 @@ def test_colour_guide_keeps_a_chroma_only_edge():
     err_colour = (tr.eval().smooth(w, I_s) - w).abs().max()
     err_L = (tr.train().smooth(w, I_s) - w).abs().max()
     assert err_colour < 0.1 and err_L > 0.3
+
+
+@pytest.mark.parametrize("r", [1, 2, 5, 8, 9, 12])
+def test_box_mean_is_the_mean_over_the_clipped_window(r):
+    """Both ways of summing (shifted copies for small r, summed-area tables beyond SHIFTED_MAX_R) equal
+    torch's average pooling that counts only the pixels inside the image."""
+    from pnlib.correspondence import SHIFTED_MAX_R, box_mean
+    assert SHIFTED_MAX_R in range(1, 12)
+    x = torch.rand(2, 3, 23, 31, dtype=torch.float64, requires_grad=True)
+    ref = F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+    out = box_mean(x, r)
+    torch.testing.assert_close(out, ref)
+    g, = torch.autograd.grad(out.sum(), x)
+    g_ref, = torch.autograd.grad(ref.sum(), x)
+    torch.testing.assert_close(g, g_ref)

@@ -227,14 +227,20 @@ def protocol_b(model: PaletteNet, val_pairs, train_pairs, size, n_photo: int = 6
     return res
 
 
+def _adherence(images, P) -> tuple[list, list]:
+    """Palette adherence of each RGB output to its target in ``P`` (= palette_adherence, the output's
+    palette extracted once), and the same at equal lightness."""
+    shown = [extract_palette(rgb, max_pixels=ADHERENCE_PIXELS) for rgb in images]
+    return ([palette_distance(e, p) for e, p in zip(shown, P)],
+            [palette_distance(e, p, equal_lightness=True) for e, p in zip(shown, P)])
+
+
 def _score_b(rgb_out: dict, P: torch.Tensor, src_lab: torch.Tensor, seconds: dict, progress: bool) -> dict:
     """Protocol B's numbers per method: adherence (and at equal L), |ΔL|, stray edges; adds to ``seconds``."""
     methods = {}
     for name in METHODS_B:
         t0 = time.perf_counter()
-        shown = [extract_palette(rgb, max_pixels=ADHERENCE_PIXELS) for rgb in rgb_out[name]]
-        adh = [palette_distance(e, p) for e, p in zip(shown, P)]   # = palette_adherence, extracted once
-        adh_L = [palette_distance(e, p, equal_lightness=True) for e, p in zip(shown, P)]
+        adh, adh_L = _adherence(rgb_out[name], P)
         out_lab = rgb_to_lab(rgb_out[name])
         dL = luminance_error(out_lab, src_lab, display=True)
         stray = stray_edges(out_lab, src_lab)
@@ -282,9 +288,7 @@ def _extreme_palettes(model: PaletteNet, rgb: torch.Tensor, source_palette, pale
     lab = _palettenet(model, I_s, palette_lab_norm(P_m if reads_ps else P), P_s_norm)
     out["palettenet"] = lab_to_rgb(lab, clip=True)
     for m in ("chang", "palettenet"):
-        shown = [extract_palette(o, max_pixels=ADHERENCE_PIXELS) for o in out[m]]
-        out[m + "_adherence"] = [palette_distance(e, p) for e, p in zip(shown, P)]
-        out[m + "_adherence_equal_L"] = [palette_distance(e, p, equal_lightness=True) for e, p in zip(shown, P)]
+        out[m + "_adherence"], out[m + "_adherence_equal_L"] = _adherence(out[m], P)
         out[m + "_dL"] = [luminance_error(rgb_to_lab(o), src_lab, display=True) for o in out[m]]
     return out
 

@@ -370,17 +370,9 @@ def plot_phase_change(I_s, out1, out2, I_t, P_t, titles, vmax=None):
     n, (h, w) = len(I_s), I_s.shape[-2:]
     fig, axes = plt.subplots(n, 5, figsize=(17, n * (3.2 * h / w + 0.8)), squeeze=False, gridspec_kw={"wspace": 0.3})
     for i in range(n):
-        for ax, img, t in zip(axes[i], (I_s[i], out1[i], out2[i], None, I_t[i]),
-                              ("source I_s", "after phase 1", "after phase 2", "ΔE00(phase 2, phase 1)",
-                               "ground truth I_t")):
-            ax.axis("off")
-            ax.set_title(f"{titles[i]}\n{t}" if t == "source I_s" else t, fontsize=9)
-            if img is None:
-                im = ax.imshow(de[i].numpy(), cmap="magma", vmin=0, vmax=vmax)
-            else:
-                ax.imshow(_hwc(to_rgb(img)))
-        swatch = axes[i][1].inset_axes([0.0, -0.16, 1.0, 0.12])
-        swatch.imshow(palette_swatch(to_rgb(P_t[i], dim=-1)), aspect="auto")
-        swatch.axis("off")
-        fig.colorbar(im, ax=axes[i][3], fraction=0.046, pad=0.02, label="ΔE00")
+        _panel(axes[i][0], to_rgb(I_s[i]), f"{titles[i]}\nsource I_s")
+        _panel(axes[i][1], to_rgb(out1[i]), "after phase 1", to_rgb(P_t[i], dim=-1))
+        _panel(axes[i][2], to_rgb(out2[i]), "after phase 2")
+        _panel(axes[i][3], de[i].numpy(), "ΔE00(phase 2, phase 1)", cmap="magma", vmin=0, vmax=vmax, cbar="ΔE00")
+        _panel(axes[i][4], to_rgb(I_t[i]), "ground truth I_t")
     return fig

@@ -173,9 +173,7 @@ def recolor(image, palette, model: PaletteNet | None = None, device="auto", matc
 def source_palette(rgb: torch.Tensor) -> torch.Tensor:
     """P_s, the ``(6, 3)`` RGB palette of a ``(3, H, W)`` photo that the palette head reads (= palette_of):
     extracted at a long side of at most :data:`~pnlib.photos.MAX_SIDE`, whatever the photo's size."""
-    H, W = rgb.shape[-2:]
-    shape = _work_shape((H, W), MAX_SIDE)
-    return extract_palette(rgb if shape == (H, W) else downscale(lambda y0, y1: rgb[None, :, y0:y1], (H, W), shape))
+    return _Photo(rgb).palette()
 
 
 def target_and_source(rgb: torch.Tensor, palette, model: PaletteNet, match: bool = True, src=None):

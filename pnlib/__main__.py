@@ -21,7 +21,8 @@ def _train(a) -> int:
     from .train import train
 
     overrides = dict(steps1=a.steps1, steps2=a.steps2, batch=a.batch, device=a.device, data=a.data,
-                     seed=a.seed, head=a.head, lr=a.lr)
+                     seed=a.seed, head=a.head, lr=a.lr, train_photos=a.train_photos, split_seed=a.split_seed,
+                     size=a.size, width=a.width)
     train(a.preset, out=a.out, until_phase=a.until_phase, progress=not a.no_progress, **overrides)
     return 0
 
@@ -31,6 +32,22 @@ def _run_notebooks(a) -> int:
 
     results = run_notebooks(a.preset, out=a.out, only=a.only, save_figs=a.save_figs)
     return 0 if all(r["ok"] for r in results) else 1
+
+
+def _scaling(a) -> int:
+    from .config import RUNS_DIR
+    from .scaling import run_points
+
+    root = Path(a.out) if a.out else RUNS_DIR / "scaling" / (a.name or f"{a.preset}-{a.head}")
+    overrides = {k: v for k, v in dict(data=a.data, size=a.size, steps1=a.steps1, steps2=a.steps2,
+                                       batch=a.batch, width=a.width, device=a.device).items() if v is not None}
+    pts = run_points(a.preset, a.photos, a.seeds, root, jobs=a.jobs, head=a.head, **overrides)
+    for r in pts:
+        print(f"{r['head']:8s} photos {r['n_photos']:3d} seed {r['seed']}: held-out hue shifts {r['held_out']['hue_de00']:6.2f}"
+              f"  train {r['train']['hue_de00']:6.2f}  own palette {r['held_out']['own_de00']:6.2f}"
+              f"  stray edges {100 * r['held_out']['stray_edges']:5.1f} %")
+    print(f"wrote {len(pts)} points under {root}")
+    return 0
 
 
 def _check_output(path: Path) -> None:
@@ -86,7 +103,7 @@ def _recolor(a) -> int:
 def _export(a) -> int:
     from .checkpoint import export_model
 
-    dest = export_model(a.checkpoint, a.dest, command=a.command)
+    dest = export_model(a.checkpoint, a.dest, command=a.command, half=a.half)
     print(f"wrote {dest} and {dest.with_suffix('.json')}")
     return 0
 
@@ -127,7 +144,7 @@ def _eval(a) -> int:
           f"head {arch_value(cfg, 'head')}{done})")
     model = load_model(ckpt, device=getattr(a, "device", None) or "auto")
     size = tuple(a.size) if a.size else DEFAULT_SIZE
-    results = evaluate(model, data=data, size=size, split_seed=int(cfg.get("seed", 0) or 0),
+    results = evaluate(model, data=data, size=size, split_seed=int(cfg.get("split_seed", cfg.get("seed", 0)) or 0),
                        checkpoint=str(ckpt), progress=True)
     out = Path(a.out).expanduser() if a.out else json_path(ckpt)
     print()
@@ -165,7 +182,12 @@ def _training_parsers(sub) -> None:
     t.add_argument("--device", help="auto (default), cpu, cuda, mps")
     t.add_argument("--data", help="'bundled' (default), a folder of photos, or several joined by commas "
                                   "(bundled,DIR,DIR)")
-    t.add_argument("--seed", type=int)
+    t.add_argument("--seed", type=int, help="weights and sampler (the held-out photos follow --split-seed)")
+    t.add_argument("--split-seed", type=int, help="the train / held-out split of each source (default 0)")
+    t.add_argument("--train-photos", type=int, metavar="N",
+                   help="train on the first N training photos only (nested subsets; default: all)")
+    t.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="override the preset's image size")
+    t.add_argument("--width", type=int, help="override the preset's network width")
     t.add_argument("--head", choices=HEADS,
                    help="RD's output: 'palette' (default, ours: palette correspondence), 'affine' (ours) "
                         "or 'direct' (the paper's tanh)")
@@ -173,9 +195,30 @@ def _training_parsers(sub) -> None:
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=_train)
 
+    sc = sub.add_parser("scaling", help="the data-scaling experiment: train on nested subsets of the "
+                                        "training photos, score each run on the same held-out photos")
+    sc.add_argument("--preset", default="quick", choices=PRESET_NAMES)
+    sc.add_argument("--head", default="direct", choices=HEADS, help="default: the paper's (direct)")
+    sc.add_argument("--photos", type=int, nargs="+", default=[6, 12, 25, 0],
+                    help="numbers of training photos (0: all of them); default 6 12 25 0")
+    sc.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    sc.add_argument("--data", help="photo sources, as for train (default the preset's: bundled)")
+    sc.add_argument("--size", type=int, nargs=2, metavar=("H", "W"))
+    sc.add_argument("--steps1", type=int)
+    sc.add_argument("--steps2", type=int)
+    sc.add_argument("--batch", type=int)
+    sc.add_argument("--width", type=int)
+    sc.add_argument("--device")
+    sc.add_argument("--jobs", type=int, default=1, help="points trained at once, each in its own process")
+    sc.add_argument("--name", help="folder under runs/scaling/ (default <preset>-<head>)")
+    sc.add_argument("--out", help="the folder itself (overrides --name)")
+    sc.set_defaults(fn=_scaling)
+
 
 def _model_parsers(sub) -> None:
     """``recolor``, ``export``, ``summary``, ``eval``, ``bench``: the commands that use a model."""
+    from .model import HEADS
+
     rc = sub.add_parser("recolor", help="recolor a photo to a 6-colour palette")
     rc.add_argument("image", help="input photo (jpg, png, ...)")
     src = rc.add_mutually_exclusive_group(required=True)
@@ -197,6 +240,7 @@ def _model_parsers(sub) -> None:
     e.add_argument("checkpoint")
     e.add_argument("dest")
     e.add_argument("--command", help="the training command to record in the JSON")
+    e.add_argument("--half", action="store_true", help="store the weights as float16 (half the file)")
     e.set_defaults(fn=_export)
 
     s = sub.add_parser("summary", help="parameters and GFLOPs of a preset's networks")
@@ -215,6 +259,12 @@ def _model_parsers(sub) -> None:
     b = sub.add_parser("bench", help="print speed numbers (colour, sampler, model, baselines, training)")
     b.add_argument("what", nargs="*", default=[], help="subset: color sampler recolor widget chang train")
     b.add_argument("--train", action="store_true", help="also the training throughput benchmark")
+    b.add_argument("--preset", choices=PRESET_NAMES, help="train bench: the preset (default full on a GPU, "
+                                                          "quick on a CPU)")
+    b.add_argument("--head", nargs="*", choices=HEADS, help="train bench: the heads to time (default the "
+                                                            "preset's; several: one after the other)")
+    b.add_argument("--steps", type=int, help="train bench: timed steps per phase (default 20)")
+    b.add_argument("--json", help="also write the numbers to this JSON file")
     b.set_defaults(fn=_bench)
 
 

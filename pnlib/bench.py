@@ -127,12 +127,26 @@ def main(args) -> int:
     """`python -m pnlib bench [what ...] [--train]`."""
     benches = {"color": bench_hue_shift, "sampler": bench_sampler, "chang": bench_chang,
                "recolor": bench_recolor, "widget": bench_widget, "train": bench_train}
+    unknown = set(args.what) - set(benches)
+    if unknown:
+        raise ValueError(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {', '.join(benches)}")
     what = set(args.what) or set(benches) - {"train"}
     if args.train:
         what.add("train")
+    results = {}
     for name, bench in benches.items():  # in this order, whatever the order asked
-        if name in what:
-            bench()
+        if name not in what:
+            continue
+        if name == "train":
+            results[name] = [bench_train(getattr(args, "preset", None), head=h, steps=getattr(args, "steps", None) or 20)
+                             for h in (getattr(args, "head", None) or [None])]
+        else:
+            results[name] = bench()
+    if getattr(args, "json", None):
+        import json
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return 0
 
 
@@ -174,17 +188,19 @@ def bench_train(preset: str | None = None, steps: int = 20, warmup: int = 3, **o
     t_p2 = timed(lambda: phase2_step(run, run.sampler.sample()), steps)
     b = run.sampler.sample(with_o=False)
 
+    P_s = b.get("P_s")  # the palette head (ours) also reads the source's palette
+
     def infer():
         with torch.no_grad(), _autocast(dev):
-            run.G(b["I_s"], b["P_t"])
+            run.G(b["I_s"], b["P_t"], P_s)
 
     t_inf = timed(infer, steps)
-    gflop_fwd = _gflops(lambda: run.G(b["I_s"][:1].float(), b["P_t"][:1]))
+    gflop_fwd = _gflops(lambda: run.G(b["I_s"][:1].float(), b["P_t"][:1], None if P_s is None else P_s[:1]))
     peak = matmul_peak_tflops(dev)
     achieved = B / t_p1 * 3 * gflop_fwd / 1e3
     H, W = cfg["size"]
     res = {"device": str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(0), "preset": preset,
-           "size": [H, W], "batch": B, "width": cfg["width"],
+           "head": cfg["head"], "size": [H, W], "batch": B, "width": cfg["width"],
            "phase1_img_s": B / t_p1, "phase2_img_s": B / t_p2, "inference_img_s": B / t_inf,
            "sampler_share_phase1": t_sample / t_p1, "gflop_forward_per_image": gflop_fwd,
            "matmul_peak_tflops": peak, "phase1_tflops": achieved, "fraction_of_peak": achieved / peak}
@@ -194,7 +210,9 @@ def bench_train(preset: str | None = None, steps: int = 20, warmup: int = 3, **o
 
 def _print_train(res: dict, dev: torch.device) -> None:
     (H, W), B = res["size"], res["batch"]
-    print(f"training bench on {res['device']}, preset {res['preset']} ({H}x{W}, batch {B}, width {res['width']}):")
+    who = "the paper's" if res["head"] == "direct" else "ours"
+    print(f"training bench on {res['device']}, preset {res['preset']} ({H}x{W}, batch {B}, width {res['width']}), "
+          f"head {res['head']} ({who}):")
     print(f"  phase 1: {res['phase1_img_s']:.1f} images/s   phase 2: {res['phase2_img_s']:.1f} images/s   "
           f"inference: {res['inference_img_s']:.1f} images/s")
     print(f"  sampler: {100 * res['sampler_share_phase1']:.1f}% of a phase-1 step")

@@ -79,7 +79,8 @@ def config_differences(saved: dict, wanted: dict, keys=("preset",) + ARCH_KEYS) 
 #: Settings that change what training learns: a run folder trained with other values cannot stand in
 #: for a run that asks for these (``load_or_train(..., lr=2e-4)`` must not load a run trained at 1e-3).
 #: Compared where the checkpoint records them. The step counts are not here: more steps resume a run.
-TRAINING_KEYS = ("lr", "betas", "lam", "batch", "size", "crop_scale", "jitter", "data", "seed")
+TRAINING_KEYS = ("lr", "betas", "lam", "batch", "size", "crop_scale", "jitter", "data", "seed", "split_seed",
+                 "train_photos")
 
 
 def check_matches(state: dict, cfg: dict, what: str) -> None:
@@ -115,8 +116,11 @@ def generator_from_state(state: dict, path) -> PaletteNet:
     return G
 
 
-def export_model(ckpt, dest, command: str | None = None) -> Path:
+def export_model(ckpt, dest, command: str | None = None, half: bool = False) -> Path:
     """Write a small inference-only checkpoint (G's weights + config) and a JSON beside it.
+
+    ``half``: store the weights as float16 (half the bytes; they load back into float32 networks,
+    rounded to float16's 11 significant bits), for a width-64 network to stay a small file.
 
     The JSON records what a reader needs to trust the weights: the command, preset, data, steps,
     training time, hardware and the final validation ΔE00 (with the identity's for reference).
@@ -124,7 +128,8 @@ def export_model(ckpt, dest, command: str | None = None) -> Path:
     state = read_checkpoint(ckpt)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save({"format": FORMAT, "config": state["config"], "step": state["step"], "G": state["G"],
+    weights = {k: v.half() if half and v.is_floating_point() else v for k, v in state["G"].items()}
+    atomic_save({"format": FORMAT, "config": state["config"], "step": state["step"], "G": weights,
                  "history": state["history"][-1:]}, dest)
     hist = state["history"]
     last_val = next((r for r in reversed(hist) if "val_de00" in r), {})
@@ -138,7 +143,7 @@ def export_model(ckpt, dest, command: str | None = None) -> Path:
                      "torch": torch.__version__},
         "val_de00": last_val.get("val_de00"), "identity_de00": last_val.get("identity_de00"),
         "data_sources": data_provenance(state["config"]["data"]),
-        "size_bytes": dest.stat().st_size,
+        "size_bytes": dest.stat().st_size, "weights_dtype": "float16" if half else "float32",
     }
     dest.with_suffix(".json").write_text(json.dumps(info, indent=1))
     return dest

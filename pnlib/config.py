@@ -11,6 +11,7 @@ then pass it to the constructor, and checkpoints are compared on it (pnlib.check
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -19,7 +20,9 @@ import torch
 
 # --------------------------------------------------------------------------------------------- paths
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RUNS_DIR = REPO_ROOT / "runs"                 # run folders, executed notebooks, caches; never committed
+#: Run folders, executed notebooks, caches; never committed. ``PNLIB_RUNS_DIR`` moves it (the tests put
+#: every run under a temporary folder with it, so they never read or write the checkout's ``runs/``).
+RUNS_DIR = Path(os.environ.get("PNLIB_RUNS_DIR") or REPO_ROOT / "runs").expanduser().resolve()
 CACHE_DIR = RUNS_DIR / "cache" / "palettes"   # extracted palettes (pnlib.data.cached_palette)
 FIG_DIR = REPO_ROOT / "figures"               # the committed reference figures (pnlib.viz.save_fig)
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -81,7 +84,11 @@ COMMON = dict(
     betas=(0.5, 0.999),        # Adam's β (§4.2, from DCGAN)
     lam=10.0,                  # λ of eq. (9) (§3.2): L_G = λ L_E + L_Adv
     data="bundled",            # the eight photos that ship with scikit-image, scikit-learn, matplotlib
-    seed=0,                    # weights, sampler and the train / validation split
+    seed=0,                    # weights and the sampler's stream
+    split_seed=0,              # the train / held-out split of each photo source (pnlib.data.split_pairs),
+                               # apart from `seed`: runs with other seeds are scored on the same photos
+    train_photos=0,            # 0: every training photo; n: the first n of them in a fixed hashed order,
+                               # nested (the 6 are among the 12): the data-scaling experiment (pnlib.scaling)
     device="auto",             # CUDA, else Apple MPS, else CPU (resolve_device)
     crop_scale=(0.25, 1.0),    # ours: random crops of 0.25-1 of the photo; 11.4 against 12.2 held-out
                                # ΔE00 with 0.5-1 (quick, 900 steps): six training photos, not 1,561

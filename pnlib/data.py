@@ -214,6 +214,19 @@ def load_split(data="bundled", seed: int = 0, cache_dir=None) -> tuple[list[Pair
     return train, val
 
 
+def nested_subset(pairs: list[Pair], n: int) -> list[Pair]:
+    """The first ``n`` of ``pairs`` in a fixed order (SHA-256 of ``"subset:" + name``), sorted by name;
+    ``n = 0``: all of them. Nested: the photos of a smaller ``n`` are among those of a larger one, so a
+    data-scaling curve (:mod:`pnlib.scaling`) only ever adds photos. Raises ``ValueError`` for more
+    photos than there are."""
+    if not n:
+        return list(pairs)
+    if not 0 < n <= len(pairs):
+        raise ValueError(f"train_photos={n}: the training split has {len(pairs)} photos")
+    rank = sorted(pairs, key=lambda p: hashlib.sha256(f"subset:{p.name}".encode()).hexdigest())
+    return sorted(rank[:n], key=lambda p: p.name)
+
+
 # --------------------------------------------------------------------------------------------------
 # Tuples (§3.3)
 # --------------------------------------------------------------------------------------------------

@@ -20,8 +20,14 @@ def notebooks() -> list[Path]:
 
 def run_notebooks(preset: str = "quick", out=None, only=None, save_figs: bool = False) -> list[dict]:
     """Run the notebooks; return one dict per notebook (name, seconds, ok, error)."""
+    import os
+
     import papermill as pm
 
+    # The kernels run in notebooks/: they import this pnlib even where it is not pip-installed.
+    root = str(NOTEBOOK_DIR.parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join([root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                                          if p and p != root])
     out = Path(out) if out is not None else default_out(preset)
     out.mkdir(parents=True, exist_ok=True)
     todo = [p for p in notebooks() if not only or any(p.name.startswith(o) for o in only)]
@@ -39,7 +45,7 @@ def run_notebooks(preset: str = "quick", out=None, only=None, save_figs: bool = 
         except Exception as e:  # kernel died, notebook unreadable, ...
             res.update(ok=False, error=f"{type(e).__name__}: {e}")
         res["seconds"] = round(time.perf_counter() - t0, 1)
-        print(f"    {'ok' if res['ok'] else 'FAILED'} in {res['seconds']} s", flush=True)
+        print(f"    {'ok' if res['ok'] else 'FAILED: ' + res['error']} in {res['seconds']} s", flush=True)
         results.append(res)
     failed = [r for r in results if not r["ok"]]
     print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in {time.perf_counter() - t_all:.0f} s; "

@@ -29,7 +29,7 @@ from .checkpoint import (FORMAT, CheckpointMismatch, atomic_save, atomic_write_t
                          checkpoint_path, generator_from_state, phase1_path, read_checkpoint)
 from .color import denormalize_lab
 from .config import default_out, get_config, resolve_device
-from .data import PairSampler, load_split, validation_set
+from .data import PairSampler, load_split, nested_subset, validation_set
 from .metrics import mean_delta_e00
 from .model import Discriminator, PaletteNet, recolor_batched
 
@@ -101,7 +101,8 @@ def build_run(cfg: dict, out: Path) -> Run:
     torch.manual_seed(cfg["seed"])  # the same initial weights on every rank
     G = PaletteNet.from_config(cfg).to(device)
     D = Discriminator.from_config(cfg).to(device)
-    train_pairs, val_pairs = load_split(cfg["data"], seed=cfg["seed"])
+    train_pairs, val_pairs = load_split(cfg["data"], seed=cfg.get("split_seed", cfg["seed"]))
+    train_pairs = nested_subset(train_pairs, cfg.get("train_photos", 0))
     sampler = PairSampler(train_pairs, size=tuple(cfg["size"]), batch_size=cfg["batch"], device=device,
                           seed=cfg["seed"] + 1000 * rank, scale=tuple(cfg["crop_scale"]), jitter=cfg["jitter"],
                           source_palette=G.uses_source_palette)

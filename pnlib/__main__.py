@@ -41,7 +41,7 @@ def _scaling(a) -> int:
     root = Path(a.out) if a.out else RUNS_DIR / "scaling" / (a.name or f"{a.preset}-{a.head}")
     overrides = {k: v for k, v in dict(data=a.data, size=a.size, steps1=a.steps1, steps2=a.steps2,
                                        batch=a.batch, width=a.width, device=a.device).items() if v is not None}
-    pts = run_points(a.preset, a.photos, a.seeds, root, jobs=a.jobs, head=a.head, **overrides)
+    pts = run_points(a.preset, a.photos, a.seeds, root, jobs=a.jobs, head=a.head, eval_size=a.eval_size, **overrides)
     for r in pts:
         print(f"{r['head']:8s} photos {r['n_photos']:3d} seed {r['seed']}: held-out hue shifts {r['held_out']['hue_de00']:6.2f}"
               f"  train {r['train']['hue_de00']:6.2f}  own palette {r['held_out']['own_de00']:6.2f}"
@@ -87,7 +87,10 @@ def _recolor(a) -> int:
         raise ValueError(f"--quality must be 1-100, got {quality}")
     pixels = load_pixels(a.image)   # uint8 where exact: a 48 MP photo is 144 MB
     palette = palette_of(a.palette_from) if getattr(a, "palette_from", None) else parse_palette(a.palette)
-    model = cached_model(getattr(a, "checkpoint", None), getattr(a, "device", None) or "auto")
+    if getattr(a, "model", None) and getattr(a, "checkpoint", None):
+        raise ValueError("give --checkpoint or --model, not both")
+    model = cached_model(getattr(a, "checkpoint", None) or getattr(a, "model", None),
+                         getattr(a, "device", None) or "auto")
     result = recolor(pixels, palette, model=model, work_size=work or None, match=not a.keep_order)
     del pixels
     options = {"quality": quality} if out.suffix.lower() in (".jpg", ".jpeg") else {}
@@ -129,9 +132,15 @@ def _eval(a) -> int:
     from .evaluate import DEFAULT_SIZE, default_checkpoint, evaluate, json_path, save_json, to_markdown
     from .inference import load_model
 
-    ckpt = Path(a.checkpoint).expanduser() if a.checkpoint else default_checkpoint()
+    from .inference import shipped_path
+
+    if getattr(a, "model", None) and a.checkpoint:
+        raise ValueError("give --checkpoint or --model, not both")
+    ckpt = shipped_path(a.model) if getattr(a, "model", None) else \
+        Path(a.checkpoint).expanduser() if a.checkpoint else default_checkpoint()
     if not ckpt.is_file():
-        hint = "" if a.checkpoint else " (no runs/quick/checkpoint.pt and no shipped checkpoint)"
+        hint = (" (this pnlib ships no such model)" if getattr(a, "model", None) else "" if a.checkpoint
+                else " (no runs/quick/checkpoint.pt and no shipped checkpoint)")
         raise FileNotFoundError(f"no checkpoint at {ckpt}{hint}")
     data = a.data or "bundled"
     data_sources(data)  # a missing folder: a clear error before any work
@@ -204,6 +213,8 @@ def _training_parsers(sub) -> None:
     sc.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     sc.add_argument("--data", help="photo sources, as for train (default the preset's: bundled)")
     sc.add_argument("--size", type=int, nargs=2, metavar=("H", "W"))
+    sc.add_argument("--eval-size", type=int, nargs=2, metavar=("H", "W"),
+                    help="score at this size (default the training size); a trained run is loaded, not retrained")
     sc.add_argument("--steps1", type=int)
     sc.add_argument("--steps2", type=int)
     sc.add_argument("--batch", type=int)
@@ -225,7 +236,9 @@ def _model_parsers(sub) -> None:
     src.add_argument("--palette", help='six colours: "#a,#b,#c,#d,#e,#f" (hex or CSS names)')
     src.add_argument("--palette-from", metavar="OTHER", help="use the palette of another photo")
     rc.add_argument("-o", "--output", required=True, help="output image path (.png, .jpg)")
-    rc.add_argument("--checkpoint", help="model checkpoint (default: the shipped one)")
+    rc.add_argument("--checkpoint", help="model checkpoint (default: the shipped one, ours)")
+    rc.add_argument("--model", choices=("ours", "paper"), help="a shipped model: ours (palette head, the default) "
+                                                              "or the paper's (direct head)")
     rc.add_argument("--device", default="auto")
     rc.add_argument("--work-size", type=int, default=1024, metavar="N",
                     help="long side at which the network runs; its colour transform is upsampled to the "
@@ -250,6 +263,7 @@ def _model_parsers(sub) -> None:
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint against Chang et al. 2015 (protocols A and B)")
     ev.add_argument("--checkpoint", help="model checkpoint (default: runs/quick/checkpoint.pt, else the shipped one)")
+    ev.add_argument("--model", choices=("ours", "paper"), help="a shipped model instead of --checkpoint")
     ev.add_argument("--data", default="bundled", help="'bundled' (default), a folder of photos, or several "
                                                        "joined by commas (bundled,DIR,DIR)")
     ev.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="evaluation size (default 288 432, the paper's)")

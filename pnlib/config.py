@@ -26,8 +26,11 @@ RUNS_DIR = Path(os.environ.get("PNLIB_RUNS_DIR") or REPO_ROOT / "runs").expandus
 CACHE_DIR = RUNS_DIR / "cache" / "palettes"   # extracted palettes (pnlib.data.cached_palette)
 FIG_DIR = REPO_ROOT / "figures"               # the committed reference figures (pnlib.viz.save_fig)
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-#: The checkpoint that ships with the package (written by ``python -m pnlib export``).
+#: The checkpoint that ships with the package (written by ``python -m pnlib export``): ours, the palette head.
 SHIPPED = Path(__file__).resolve().parent / "checkpoints" / "palettenet.pt"
+#: The shipped models by name (``pnlib.load_model("paper")``, the CLI's ``--model``): ours (the default)
+#: and the paper's (``head="direct"``), each with a JSON of its training command and data beside it.
+SHIPPED_MODELS = {"ours": SHIPPED, "paper": SHIPPED.with_name("paper.pt")}
 
 # ------------------------------------------------------------------------------------------- presets
 #: `ci`: seconds (tests, nbval). `quick`: the default, minutes on a 2-core CPU. `full`: paper scale, one GPU.
@@ -44,6 +47,7 @@ PRESETS = {
         log_every=10,          # a few history rows
         compile=False,         # compiling costs more than these steps take
         anticheat_steps=20,    # notebook 04's discriminator experiment: it only has to run
+        ablation_steps=10,     # notebook 04's phase-2 ablation: it only has to run
         eval_size=(64, 96),    # notebook 06: a tiny model only has to run, fast
     ),
     "quick": dict(
@@ -59,6 +63,7 @@ PRESETS = {
         compile=False,         # torch.compile is CUDA-only here (pnlib.train.train_loop)
         lr=1e-3,               # ours: minutes of CPU, 11.0 against 11.6 held-out ΔE00 after 900 steps at 2e-4
         anticheat_steps=150,   # notebook 04's discriminator experiment: minutes on a CPU
+        ablation_steps=300,    # notebook 04's phase-2 ablation: as long as phase 2 (steps2), three times
         eval_size=(288, 432),  # notebook 06 at the paper's size (§4.1)
     ),
     "full": dict(
@@ -73,6 +78,7 @@ PRESETS = {
         log_every=100,         # history rows for the loss plots
         compile=False,         # off: set it True to try torch.compile on a long GPU run
         anticheat_steps=300,   # notebook 04: twice the quick preset's, for a wider D
+        ablation_steps=1500,   # notebook 04's phase-2 ablation: as long as phase 2 (steps2)
         eval_size=(288, 432),  # notebook 06 at the paper's size (§4.1)
     ),
 }

@@ -275,7 +275,10 @@ class PairSampler:
     * the source and target shifts s, t, independently uniform over the 18 angles 0, 20, ..., 340
       (s = t allowed: reconstruction). I_s = hue_shift(crop, s) and I_t = hue_shift(crop, t) (eq. 10)
       are both shifts of the *same* crop, so they share crop and flip; P_t = hue_shift(P_j, t);
-    * the phase-2 pair (I_o, P_o): another index o with its own crop and flip, and no hue shift.
+    * the phase-2 pair (I_o, P_o): another index o with its own crop and flip, and no hue shift. With
+      ``jitter``, I_o gets its own random saturation and gamma like I_s (and P_o like P_t, which for
+      the palette head is the jittered crop's palette): otherwise D could tell a real pair (I_o, P_o)
+      from a generated one by the jitter alone (ours: the paper has no jitter).
 
     Returns a dict on ``device``: ``I_s, I_t, I_o`` (B, 3, H, W) and ``P_t, P_o`` (B, 6, 3), normalised
     LAB clamped to [-1, 1], float32; provenance ``j, o`` (B,) long (``self.names[j]`` is the pair's
@@ -345,6 +348,18 @@ class PairSampler:
         return F.grid_sample(imgs, grid, mode="bilinear", padding_mode="border",
                              align_corners=False).clamp_(0, 1)
 
+    def _jitter_draw(self, n: int):
+        """Random saturation and gamma factors for ``n`` crops (CPU generator)."""
+        g, a = self.generator, self.jitter
+        return 1 + a * (2 * torch.rand(n, generator=g) - 1), torch.exp(a * (2 * torch.rand(n, generator=g) - 1))
+
+    @staticmethod
+    def _jitter_apply(x: torch.Tensor, factors, dim: int) -> torch.Tensor:
+        sat, gamma = (f.to(x.device) for f in factors)
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        grey = x.mean(dim, keepdim=True)
+        return (grey + sat.view(shape) * (x - grey)).clamp_(0, 1).pow_(gamma.view(shape))
+
     def _jitter(self, rgb: torch.Tensor, palettes: torch.Tensor | None = None):
         """Random saturation and gamma per crop: new colour statistics from few photos (not in the paper).
 
@@ -353,15 +368,9 @@ class PairSampler:
         hue shifts of it, with equal L. ``palettes`` (B, 6, 3), when given, get the same change (the
         palette head reads P_s, which must be the palette of the crop it sees); returns (rgb, palettes).
         """
-        n, g, a = len(rgb), self.generator, self.jitter
-        sat = (1 + a * (2 * torch.rand(n, generator=g) - 1)).to(rgb.device)
-        gamma = torch.exp(a * (2 * torch.rand(n, generator=g) - 1)).to(rgb.device)
-
-        def apply(x, dim):
-            shape = (-1,) + (1,) * (x.ndim - 1)
-            grey = x.mean(dim, keepdim=True)
-            return (grey + sat.view(shape) * (x - grey)).clamp_(0, 1).pow_(gamma.view(shape))
-        return apply(rgb, 1), (apply(palettes, -1) if palettes is not None else None)
+        factors = self._jitter_draw(len(rgb))
+        return (self._jitter_apply(rgb, factors, 1),
+                self._jitter_apply(palettes, factors, -1) if palettes is not None else None)
 
     def sample(self, with_o: bool = True) -> dict:
         """One batch; ``with_o=False`` skips computing I_o / P_o (phase 1) but draws the same numbers."""
@@ -382,6 +391,7 @@ class PairSampler:
         if self.jitter:
             rgb, pal_j = self._jitter(rgb, pal if self.source_palette else None)
             pal = pal_j if self.source_palette else pal
+            jitter_o = self._jitter_draw(B)  # drawn in phase 1 too: both phases draw the same numbers
         st = torch.cat([s, t]).to(dev)
         lab = hue_shift(torch.cat([rgb, rgb]), st)  # I_s and I_t: two shifts of the same crop, one call
         out = {
@@ -393,8 +403,12 @@ class PairSampler:
         if self.source_palette:  # P_s = hue_shift(P_j, s): the source's palette, entry by entry with P_t
             out["P_s"] = palette_lab_norm(pal, st[:B])
         if with_o:
+            P_o = self.palettes[o.to(dev)]
+            if self.jitter:  # I_o jittered like I_s (and P_o like P_t where P_t is): D cannot tell by jitter
+                rgb_o = self._jitter_apply(rgb_o, jitter_o, 1)
+                P_o = self._jitter_apply(P_o.clone(), jitter_o, -1) if self.source_palette else P_o
             out["I_o"] = _lab_norm(rgb_to_lab(rgb_o))
-            out["P_o"] = palette_lab_norm(self.palettes[o.to(dev)]).clamp_(-1.0, 1.0)
+            out["P_o"] = palette_lab_norm(P_o).clamp_(-1.0, 1.0)
             out["rgb_o"] = rgb_o
         return out
 

@@ -34,7 +34,7 @@ from torch import nn
 from .checkpoint import generator_from_state, read_checkpoint
 from .correspondence import ab_scale_offset, affine_to_raw
 from .color import lab_to_uint8, normalize_lab, rgb_to_lab, uint8_to_lab
-from .config import SHIPPED, resolve_device
+from .config import SHIPPED, SHIPPED_MODELS, resolve_device
 from .photos import MAX_SIDE, load_image, load_pixels  # noqa: F401 - load_image: this module's API too
 from .model import PaletteNet, crop_to, input_memory_format, pad_to_multiple
 from .palette import extract_palette, match_palette, palette_lab_norm, parse_palette
@@ -53,19 +53,20 @@ _models: dict = {}  # (resolved path, mtime, device) -> model: the shipped model
 def load_model(path=None, device="auto") -> PaletteNet:
     """A trained :class:`PaletteNet` G = RD ∘ FE (eq. 2) in eval mode, on ``device`` ("auto": CUDA/MPS/CPU).
 
-    ``path``: a pnlib checkpoint (a training run's ``checkpoint.pt`` or an exported model); ``None``
-    reads the shipped :data:`SHIPPED`. The width comes from the checkpoint's config. Raises
+    ``path``: a pnlib checkpoint (a training run's ``checkpoint.pt`` or an exported model), or the name
+    of a shipped model (:data:`~pnlib.config.SHIPPED_MODELS`: ``"ours"``, the palette head, or
+    ``"paper"``, the paper's head); ``None`` reads ours, :data:`SHIPPED`. The width comes from the checkpoint's config. Raises
     ``FileNotFoundError`` for a missing file (saying how to make the shipped one) and
     :class:`~pnlib.checkpoint.CheckpointMismatch` (a ``ValueError``) for a file that is not a pnlib checkpoint.
     The model is passed through :func:`optimize_for_inference` (same outputs and weights, faster).
     """
-    if path is None:
-        if not SHIPPED.is_file():
-            raise FileNotFoundError(f"the shipped checkpoint {SHIPPED} is missing; {_HOW_TO_MAKE}")
-        path = SHIPPED
+    path = shipped_path(path)
+    if path == SHIPPED and not SHIPPED.is_file():
+        raise FileNotFoundError(f"the shipped checkpoint {SHIPPED} is missing; {_HOW_TO_MAKE}")
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise FileNotFoundError(f"no checkpoint at {path}" + (" (choose a shipped model: " + ", ".join(SHIPPED_MODELS)
+                                                              + ")" if len(path.parts) == 1 and not path.suffix else ""))
     G = generator_from_state(read_checkpoint(path), path)  # an old checkpoint: the paper's head
     return optimize_for_inference(G.to(resolve_device(device)).eval())
 
@@ -104,9 +105,18 @@ def optimize_for_inference(model: PaletteNet) -> PaletteNet:
     return model
 
 
+def shipped_path(path) -> Path:
+    """``None`` or a shipped model's name (:data:`~pnlib.config.SHIPPED_MODELS`) -> its file; a path as is."""
+    if path is None:
+        return SHIPPED
+    if isinstance(path, str) and path in SHIPPED_MODELS:
+        return SHIPPED_MODELS[path]
+    return Path(path)
+
+
 def cached_model(path=None, device="auto") -> PaletteNet:
     """load_model, read once per (file, modification time, device)."""
-    p = Path(path).expanduser().resolve() if path is not None else SHIPPED
+    p = shipped_path(path).expanduser().resolve()
     dev = resolve_device(device)
     key = (str(p), p.stat().st_mtime_ns if p.is_file() else None, str(dev))
     if key not in _models:

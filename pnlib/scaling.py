@@ -49,13 +49,14 @@ def score_photos(model, pairs, size, batch: int = 18) -> dict:
     differences are between displayed colours (:func:`pnlib.metrics.display_lab`), as in
     :mod:`pnlib.evaluate`. Returns means over photos and the per-photo values.
     """
-    hue, own, stray, dL = [], [], [], []
+    hue, own, stray, dL, ident = [], [], [], [], []
     for p in pairs:
         val = validation_set([p], size=size)
         out = denormalize_lab(recolor_batched(model, val["I_s"], val["P_t"], batch, val["P_s"])).double()
         I_s, I_t = denormalize_lab(val["I_s"]).double(), denormalize_lab(val["I_t"]).double()
         shown = display_lab(out)
         hue.append(float(per_image_delta_e00(shown, display_lab(I_t), display=False).mean()))
+        ident.append(float(per_image_delta_e00(display_lab(I_s), display_lab(I_t), display=False).mean()))
         stray.append(float(stray_edges(shown, I_s).mean()))
         dL.append(luminance_error(shown, I_s))
         mine = palette_lab_norm(extract_palette(val["rgb"][0]))[None].clamp(-1, 1)
@@ -63,7 +64,7 @@ def score_photos(model, pairs, size, batch: int = 18) -> dict:
         own.append(float(per_image_delta_e00(back, I_s[:1]).mean()))
     mean = lambda v: sum(v) / len(v)  # noqa: E731
     return {"n_photos": len(pairs), "hue_de00": mean(hue), "own_de00": mean(own), "stray_edges": mean(stray),
-            "abs_dL": mean(dL), "names": [p.name for p in pairs],
+            "abs_dL": mean(dL), "identity_hue_de00": mean(ident), "names": [p.name for p in pairs],
             "per_photo": {"hue_de00": hue, "own_de00": own, "stray_edges": stray}}
 
 
@@ -93,13 +94,19 @@ def run_point(preset: str, n: int, seed: int, root, head: str = "direct", eval_s
            "train_s": train_s, "score_s": time.perf_counter() - t0, "held_out": held_out, "train": trained,
            "gap_hue_de00": held_out["hue_de00"] - trained["hue_de00"],
            "final_val_de00": next((r["val_de00"] for r in reversed(history) if "val_de00" in r), None)}
-    (root / f"n{n}-s{seed}.json").write_text(json.dumps(res, indent=1))
+    tag = "" if list(size) == list(cfg["size"]) else f"-e{size[0]}x{size[1]}"  # scored at another size
+    (root / f"n{n}-s{seed}{tag}.json").write_text(json.dumps(res, indent=1))
     return res
 
 
-def load_points(root) -> list[dict]:
-    """Every point's JSON under ``root``, sorted by (head, photos, seed)."""
-    pts = [json.loads(f.read_text()) for f in sorted(Path(root).glob("n*-s*.json"))]
+def load_points(root, eval_size=None) -> list[dict]:
+    """Every point's JSON under ``root``, sorted by (head, photos, seed): those scored at their training
+    size, or with ``eval_size = (H, W)`` those scored at that size."""
+    tag = "" if eval_size is None else f"-e{eval_size[0]}x{eval_size[1]}"
+    files = [f for f in sorted(Path(root).glob("n*-s*.json")) if f.stem.endswith(tag) and ("-e" in f.stem) == bool(tag)]
+    pts = [json.loads(f.read_text()) for f in files]
+    if eval_size is not None:  # also the runs trained at that size
+        pts += [p for p in load_points(root) if p["size"] == list(eval_size)]
     return sorted(pts, key=lambda r: (r["head"], r["n_photos"], r["seed"]))
 
 
@@ -133,19 +140,47 @@ def fit_trend(points: list[dict], key: str = "hue_de00", at: float = PAPER_PHOTO
             "at": at, "predicted": mid, "interval95": [lo, hi], "n_runs": len(x), "predict": predict}
 
 
-def run_points(preset: str, sizes, seeds, root, jobs: int = 1, head: str = "direct", **overrides) -> list[dict]:
+def identity_score(data: str, size, split_seed: int = 0) -> float:
+    """Hue-shift ΔE00 of the unchanged source on the held-out photos of ``data`` at ``size``: the bar."""
+    _, val_pairs = load_split(data, seed=split_seed)
+    vals = []
+    for p in val_pairs:
+        val = validation_set([p], size=size)
+        I_s, I_t = (display_lab(denormalize_lab(val[k]).double()) for k in ("I_s", "I_t"))
+        vals.append(float(per_image_delta_e00(I_s, I_t, display=False).mean()))
+    return sum(vals) / len(vals)
+
+
+def summarize(roots, identity: dict | None = None) -> dict:
+    """The points under each folder of ``roots`` (one curve each) in one JSON-ready dict, per-photo
+    lists dropped; ``identity``: the unchanged source's held-out hue-shift ΔE00 per scoring size."""
+    curves = []
+    for root in roots:
+        pts = load_points(root)
+        if not pts:
+            continue
+        keep = lambda d: {k: v for k, v in d.items() if k not in ("per_photo", "names")}  # noqa: E731
+        curves.append({"folder": Path(root).name, "head": pts[0]["head"], "size": pts[0]["size"],
+                       "steps1": pts[0]["steps1"], "steps2": pts[0]["steps2"], "width": pts[0]["width"],
+                       "points": [{**{k: v for k, v in p.items() if k not in ("held_out", "train")},
+                                   "held_out": keep(p["held_out"]), "train": keep(p["train"])} for p in pts]})
+    return {"curves": curves, "identity": identity or {}, "paper_photos": PAPER_PHOTOS}
+
+
+def run_points(preset: str, sizes, seeds, root, jobs: int = 1, head: str = "direct", eval_size=None, **overrides
+               ) -> list[dict]:
     """Every (n, seed) point, ``jobs`` at a time in their own processes (one process: in this one)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     todo = [(n, s) for n in sizes for s in seeds]
     if jobs <= 1:
         for n, s in todo:
-            r = run_point(preset, n, s, root, head=head, **overrides)
+            r = run_point(preset, n, s, root, head=head, eval_size=eval_size, **overrides)
             print(f"{head} n={r['n_photos']} seed {s}: held-out hue {r['held_out']['hue_de00']:.2f}, "
                   f"train hue {r['train']['hue_de00']:.2f}, own {r['held_out']['own_de00']:.2f}, "
                   f"stray {100 * r['held_out']['stray_edges']:.1f} %  ({r['train_s']:.0f} s)", flush=True)
-        return load_points(root)
-    args = json.dumps({"preset": preset, "root": str(root), "head": head, **overrides})
+        return load_points(root, eval_size)
+    args = json.dumps({"preset": preset, "root": str(root), "head": head, "eval_size": eval_size, **overrides})
     running, pending = [], list(todo)
     while pending or running:
         while pending and len(running) < jobs:
@@ -160,7 +195,7 @@ def run_points(preset: str, sizes, seeds, root, jobs: int = 1, head: str = "dire
                 running.remove(item)
                 print(f"point n={n} seed {s}: {'done' if proc.returncode == 0 else f'FAILED ({proc.returncode})'}",
                       flush=True)
-    return load_points(root)
+    return load_points(root, eval_size)
 
 
 def _child(argv) -> None:

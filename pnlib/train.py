@@ -195,8 +195,11 @@ def freeze_encoder(G: PaletteNet) -> None:
     G.encoder.eval().requires_grad_(False)
 
 
-def phase2_step(run: Run, b: dict, with_accuracy: bool = False) -> dict:
-    """§3.2: D's step on L_D (eq. 7), then RD's step on L_G = λ L_E + L_Adv (eq. 9); FE frozen."""
+def phase2_step(run: Run, b: dict, with_accuracy: bool = False, adv_weight: float = 1.0) -> dict:
+    """§3.2: D's step on L_D (eq. 7), then RD's step on L_G = λ L_E + L_Adv (eq. 9); FE frozen.
+
+    ``adv_weight``: a factor on L_Adv in L_G (1: the paper; 0: phase 2 with the E-loss only, for
+    :func:`phase2_ablation`)."""
     G, D = run.G, run.D
     with torch.no_grad(), _autocast(run.device):
         c = G.encoder(b["I_s"])
@@ -214,7 +217,7 @@ def phase2_step(run: Run, b: dict, with_accuracy: bool = False) -> dict:
     loss_e = Ls.e_loss(ab.float(), b["I_t"][:, 1:])
     with _autocast(run.device):
         loss_adv = Ls.adversarial_loss(D, I_hat, b["P_t"])
-    loss_g = Ls.generator_loss(loss_e, loss_adv, run.cfg["lam"])
+    loss_g = Ls.generator_loss(loss_e, adv_weight * loss_adv, run.cfg["lam"])
     run.opt_rd.zero_grad(set_to_none=True)
     D.requires_grad_(False)  # G's step must not leave gradients on D
     loss_g.backward()
@@ -413,3 +416,51 @@ def anticheat_experiment(G: PaletteNet, sampler: PairSampler, steps: int = 150, 
         loss.backward()
         opt.step()
     return rows
+
+
+def phase2_variants(size) -> dict:
+    """The phase-2 ablation's variants, name -> (λ, weight of L_Adv), for images of ``size = (H, W)``.
+
+    The paper's L_G = λ L_E + L_Adv (eq. 9) with L_E summed over the 2·H·W ab values (eq. 3); the same
+    steps with L_Adv = 0; and the adversarial term given real weight: λ = 10 / (2HW), which is λ = 10
+    on a per-pixel *mean* L_E (ours: the paper writes the sum).
+    """
+    H, W = size
+    return {"paper's phase 2 (λ = 10, L_E summed)": (10.0, 1.0),
+            "E-loss only (L_Adv = 0)": (10.0, 0.0),
+            "L_Adv weighted (λ = 10 on a per-pixel L_E)": (10.0 / (2 * H * W), 1.0)}
+
+
+def phase2_ablation(G1: PaletteNet, cfg: dict, sampler: PairSampler, val: dict, steps: int,
+                    variants: dict | None = None, eval_every: int | None = None, seed: int = 0) -> dict:
+    """Phase 2 (§3.2) from the same phase-1 G, once per variant, on the same batches: does L_Adv matter?
+
+    Each variant gets a copy of ``G1`` (FE frozen), a fresh D (``cfg``'s ``d_width``), fresh Adam
+    optimisers (``cfg``'s lr and β), the sampler rewound to the same state, and ``steps`` phase-2 steps
+    (:func:`phase2_step`). Every ``eval_every`` steps it records the held-out ΔE00 on ``val``
+    (:func:`validate`) and D's accuracy per pair of eq. (7). Returns name -> {lam, adv_weight, history,
+    G}. ``variants``: name -> (λ, weight of L_Adv), default :func:`phase2_variants`.
+    """
+    import copy
+
+    device = next(G1.parameters()).device
+    variants = variants or phase2_variants(tuple(cfg["size"]))
+    eval_every = eval_every or max(1, steps // 6)
+    start = sampler.state_dict()
+    results = {}
+    for name, (lam, w) in variants.items():
+        torch.manual_seed(seed)
+        sampler.load_state_dict(start)
+        G, D = copy.deepcopy(G1).to(device), Discriminator.from_config(cfg).to(device)
+        freeze_encoder(G)
+        run = Run({**cfg, "lam": lam}, None, device, G, D, None, _adam(G.decoder.parameters(), cfg, device),
+                  _adam(D.parameters(), cfg, device), sampler, val)
+        rows = [{"step": 0, "val_de00": validate(G, val)}]
+        for step in range(1, steps + 1):
+            out = phase2_step(run, sampler.sample(), with_accuracy=step % eval_every == 0, adv_weight=w)
+            if step % eval_every == 0 or step == steps:
+                rows.append({"step": step, "val_de00": validate(G, val),
+                             **{k: float(v) for k, v in out.items()}})
+        results[name] = {"lam": lam, "adv_weight": w, "history": rows, "G": G.eval()}
+    sampler.load_state_dict(start)
+    return results

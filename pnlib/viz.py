@@ -376,3 +376,97 @@ def plot_phase_change(I_s, out1, out2, I_t, P_t, titles, vmax=None):
         _panel(axes[i][3], de[i].numpy(), "ΔE00(phase 2, phase 1)", cmap="magma", vmin=0, vmax=vmax, cbar="ΔE00")
         _panel(axes[i][4], to_rgb(I_t[i]), "ground truth I_t")
     return fig
+
+
+def plot_scaling(summary: dict, size=(11.5, 4.0)):
+    """``figures/data_scaling.png``: held-out error against training photos (log x), per model.
+
+    ``summary``: :func:`pnlib.scaling.summarize`. Left: hue-shift ΔE00 on the held-out photos (filled
+    markers, one per seed) and on each run's own training photos (open markers), the unchanged source as
+    a dashed line, and for the paper's model a power law through the held-out points with its 95 %
+    band, extended to the paper's 1,561 photos (an extrapolation, drawn dotted). Right: the photo asked
+    for its own palette (ΔE00 to the photo) and stray edges, held out.
+    """
+    from .scaling import fit_trend
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=size)
+    styles = {"direct": ("tab:blue", "PaletteNet (the paper's)"), "palette": ("tab:orange", "ours: palette head")}
+    for c in summary["curves"]:
+        colour, who = styles.get(c["head"], ("tab:grey", c["head"]))
+        who = f"{who}, {c['size'][0]}×{c['size'][1]}"
+        pts = c["points"]
+        n = [p["n_photos"] for p in pts]
+        marker = "o" if c["size"][0] <= 96 else "s"
+        ax.scatter(n, [p["held_out"]["hue_de00"] for p in pts], color=colour, marker=marker, label=f"{who}: held out")
+        ax.scatter(n, [p["train"]["hue_de00"] for p in pts], facecolors="none", edgecolors=colour, marker=marker,
+                   label=f"{who}: its training photos")
+        ax2.scatter(n, [p["held_out"]["own_de00"] for p in pts], color=colour, marker=marker, label=f"{who}: own palette")
+        ax2.scatter(n, [100 * p["held_out"]["stray_edges"] for p in pts], color=colour, marker="x",
+                    label=f"{who}: stray edges %")
+        if c["head"] == "direct" and len(set(n)) >= 2 and len(n) >= 3:
+            fit = fit_trend(pts)
+            xs = np.geomspace(min(n), summary.get("paper_photos", 1561), 60)
+            mid, lo, hi = np.array([fit["predict"](x) for x in xs]).T
+            inside = xs <= max(n)
+            ax.plot(xs[inside], mid[inside], color=colour, lw=1)
+            ax.plot(xs[~inside], mid[~inside], color=colour, lw=1, ls=":")
+            ax.fill_between(xs, lo, hi, color=colour, alpha=0.12,
+                            label=f"power law n^{fit['b']:.2f}±{fit['b_se']:.2f}, 95 % band (dotted: extrapolated)")
+    for key, value in summary.get("identity", {}).items():
+        ax.axhline(value, color="grey", ls="--", lw=1, label=f"unchanged source ({key})")
+    tops = [v for c in summary["curves"] for p in c["points"] for v in (p["held_out"]["hue_de00"], p["train"]["hue_de00"])]
+    ax.set_ylim(0, 1.2 * max(tops + list(summary.get("identity", {}).values())))
+    for a, title, ylabel in ((ax, "hue shifts (§4.1): ΔE00 to the ground truth", "ΔE00"),
+                             (ax2, "held out: own palette (ΔE00 to the photo), stray edges (%)", "ΔE00  /  %")):
+        a.set_xscale("log")
+        a.set_xlim(4, 2500)
+        a.set_xlabel("training photos")
+        a.set_ylabel(ylabel)
+        a.set_title(title, fontsize=10)
+        a.grid(alpha=0.3, which="both")
+        a.legend(fontsize=7, loc="lower left" if a is ax else "best")
+    ax.axvline(summary.get("paper_photos", 1561), color="k", lw=0.6)
+    ax.text(summary.get("paper_photos", 1561), ax.get_ylim()[1], " the paper's 1,561", fontsize=7, va="top")
+    fig.tight_layout()
+    return fig
+
+
+def plot_phase2_ablation(results: dict, val: dict, index: int, identity: float | None = None, size=3.0):
+    """``figures/phase2_ablation.png``: phase 2 three ways from one phase-1 model (:func:`pnlib.train.phase2_ablation`).
+
+    Top: held-out ΔE00 against the phase-2 step per variant, and D's share of patches right per pair of
+    eq. (7) at the last step. Bottom: validation tuple ``index`` (source, ground truth, each variant).
+    """
+    names = list(results)
+    fig = plt.figure(figsize=(size * (2 + len(names)), 2 * size + 0.6))
+    grid = fig.add_gridspec(2, 2 + len(names))
+    ax = fig.add_subplot(grid[0, : (2 + len(names)) // 2])
+    for name in names:
+        h = results[name]["history"]
+        ax.plot([r["step"] for r in h], [r["val_de00"] for r in h], marker="o", ms=3, label=name)
+    if identity is not None:
+        ax.axhline(identity, color="grey", ls="--", lw=1, label="unchanged source")
+    ax.set(xlabel="phase-2 step", ylabel="held-out ΔE00", title="PaletteNet (the paper's): held-out ΔE00 in phase 2")
+    ax.legend(fontsize=7)
+    axb = fig.add_subplot(grid[0, (2 + len(names)) // 2:])
+    pairs = [k for k in results[names[0]]["history"][-1] if k.startswith("acc_")]
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        last = results[name]["history"][-1]
+        axb.bar(np.arange(len(pairs)) + i * width, [last[k] for k in pairs], width, label=name)
+    axb.set_xticks(np.arange(len(pairs)) + 0.4 - width / 2, [k[4:].replace("_", ", ") for k in pairs])
+    axb.set(ylim=(0, 1), ylabel="D right (share of patches)", title="D's accuracy per pair of eq. (7), last step")
+    axb.legend(fontsize=7)
+    shift = int(val["shift_t"][index])
+    panels = [(to_rgb(val["I_s"][index]), "I_s (held out)"), (to_rgb(val["I_t"][index]), f"I_t: +{shift}°")]
+    with torch.no_grad():
+        for name in names:
+            G = results[name]["G"]
+            dev = next(G.parameters()).device
+            out = G.recolor_lab(val["I_s"][index:index + 1].to(dev), val["P_t"][index:index + 1].to(dev),
+                                None if "P_s" not in val else val["P_s"][index:index + 1].to(dev))
+            panels.append((to_rgb(out[0]), name))
+    for k, (img, title) in enumerate(panels):
+        _panel(fig.add_subplot(grid[1, k]), img, title, palette=to_rgb(val["P_t"][index], dim=-1) if k == 1 else None)
+    fig.tight_layout()
+    return fig

@@ -47,6 +47,9 @@ PRESETS = {
         log_every=10,          # a few history rows
         compile=False,         # compiling costs more than these steps take
         anticheat_steps=20,    # notebook 04's discriminator experiment: it only has to run
+        anticheat_seeds=1,     # ... one seed per setting
+        anticheat_batch=4,     # ... tuples per D step
+        grad_size=(64, 96),    # notebook 04, section 6: the second size of the gradient comparison
         ablation_steps=10,     # notebook 04's phase-2 ablation: it only has to run
         eval_size=(64, 96),    # notebook 06: a tiny model only has to run, fast
     ),
@@ -62,7 +65,10 @@ PRESETS = {
         log_every=50,          # history rows for the loss plots
         compile=False,         # torch.compile is CUDA-only here (pnlib.train.train_loop)
         lr=1e-3,               # ours: minutes of CPU, 11.0 against 11.6 held-out ΔE00 after 900 steps at 2e-4
-        anticheat_steps=150,   # notebook 04's discriminator experiment: minutes on a CPU
+        anticheat_steps=100,   # notebook 04's discriminator experiment: about a minute on a CPU
+        anticheat_seeds=3,     # ... three seeds per setting: the spread tells a difference from noise
+        anticheat_batch=8,     # ... tuples per D step
+        grad_size=(288, 432),  # notebook 04, section 6: the paper's size (§4.1), against the preset's
         ablation_steps=300,    # notebook 04's phase-2 ablation: as long as phase 2 (steps2), three times
         eval_size=(288, 432),  # notebook 06 at the paper's size (§4.1)
     ),
@@ -77,7 +83,10 @@ PRESETS = {
         ckpt_every=500,        # a killed run loses at most 500 steps
         log_every=100,         # history rows for the loss plots
         compile=False,         # off: set it True to try torch.compile on a long GPU run
-        anticheat_steps=300,   # notebook 04: twice the quick preset's, for a wider D
+        anticheat_steps=300,   # notebook 04: three times the quick preset's, for a wider D
+        anticheat_seeds=3,     # ... three seeds per setting
+        anticheat_batch=16,    # ... tuples per D step
+        grad_size=(288, 432),  # notebook 04, section 6: the paper's size (the preset's own here)
         ablation_steps=1500,   # notebook 04's phase-2 ablation: as long as phase 2 (steps2)
         eval_size=(288, 432),  # notebook 06 at the paper's size (§4.1)
     ),

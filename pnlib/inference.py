@@ -174,8 +174,8 @@ def recolor(image, palette, model: PaletteNet | None = None, device="auto", matc
     P_s's by the least total ΔE00 (:func:`~pnlib.palette.match_palette`): each colour of the photo
     turns into the closest target colour still free. ``match=False`` keeps the order: colour i of
     ``palette`` replaces colour i of :func:`palette_of` (the photo's palette, largest share first), as
-    the palette sliders do. The paper's model (direct or affine head) reads the palette as given;
-    ``match`` does not apply to it.
+    the palette sliders do. The paper's model (direct head) is given the target in the same paired
+    order (it was trained on palettes ordered like the photo's own, §3.3) but never reads P_s itself.
     """
     return recolor_palettes(image, [palette], model, device, batch=1, match=match, work_size=work_size)[0]
 
@@ -190,15 +190,17 @@ def target_and_source(rgb: torch.Tensor, palette, model: PaletteNet, match: bool
     """(P_t, P_s), ``(6, 3)`` each in normalised LAB, for ``model`` on photo ``rgb`` (P_s None if unread).
 
     P_s is the photo's palette (``src``, RGB, or :func:`source_palette` of ``rgb``); with ``match`` the
-    target's colours are reordered to pair with P_s's by least total ΔE00 (:func:`~pnlib.palette.match_palette`).
+    target's colours are reordered to pair with P_s's by least total ΔE00 (:func:`~pnlib.palette.match_palette`),
+    for every head: the paper's (``direct``) was trained on target palettes ordered like the photo's own
+    (hue shifts of P_j, largest share first), so it gets a user's palette in that order too.
     """
     target = parse_palette(palette.detach().cpu() if torch.is_tensor(palette) else palette)
-    if not model.uses_source_palette:
+    if not match and not model.uses_source_palette:
         return palette_lab_norm(target), None
     src = source_palette(rgb) if src is None else src
-    if match:
+    if match:  # every head: the paper's was trained on P_t ordered like the photo's own palette (§3.3)
         target = match_palette(src, target)
-    return palette_lab_norm(target), palette_lab_norm(src)
+    return palette_lab_norm(target), palette_lab_norm(src) if model.uses_source_palette else None
 
 
 def recolor_palettes(image, palettes, model: PaletteNet | None = None, device="auto", batch: int = 8,

@@ -202,3 +202,27 @@ def _child(argv) -> None:
     a = json.loads(argv[0])
     torch.set_num_threads(max(1, (torch.get_num_threads() or 1) // 4))
     run_point(a.pop("preset"), int(argv[1]), int(argv[2]), a.pop("root"), **a)
+
+
+def to_markdown(summary: dict) -> str:
+    """One Markdown table per curve of :func:`summarize`: per number of photos, the mean over seeds (and
+    each seed's value) of the held-out and training hue-shift ΔE00, their gap, own palette, stray edges."""
+    out = []
+    for c in summary["curves"]:
+        who = "PaletteNet (the paper's, `direct`)" if c["head"] == "direct" else f"ours ({c['head']} head)"
+        out += [f"{who}, trained at {c['size'][0]}×{c['size'][1]}, {c['steps1']} + {c['steps2']} steps, width "
+                f"{c['width']}; scored at {c['points'][0]['eval_size'][0]}×{c['points'][0]['eval_size'][1]}:", "",
+                "| training photos | seeds | hue shifts, held out ↓ | hue shifts, its training photos | gap | "
+                "own palette, held out ↓ | stray edges %, held out ↓ |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        for n in sorted({p["n_photos"] for p in c["points"]}):
+            pts = [p for p in c["points"] if p["n_photos"] == n]
+
+            def cell(get, scale=1.0):
+                vals = [scale * get(p) for p in pts]
+                mean = sum(vals) / len(vals)
+                return f"{mean:.2f}" + (f" ({', '.join(f'{v:.2f}' for v in vals)})" if len(vals) > 1 else "")
+            out.append(f"| {n} | {len(pts)} | {cell(lambda p: p['held_out']['hue_de00'])} | "
+                       f"{cell(lambda p: p['train']['hue_de00'])} | {cell(lambda p: p['gap_hue_de00'])} | "
+                       f"{cell(lambda p: p['held_out']['own_de00'])} | {cell(lambda p: p['held_out']['stray_edges'], 100)} |")
+        out.append("")
+    return "\n".join(out)

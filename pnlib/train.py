@@ -464,3 +464,30 @@ def phase2_ablation(G1: PaletteNet, cfg: dict, sampler: PairSampler, val: dict, 
         results[name] = {"lam": lam, "adv_weight": w, "history": rows, "G": G.eval()}
     sampler.load_state_dict(start)
     return results
+
+
+def paper_model(preset: str = "quick", device=None):
+    """The best model of the paper's (``head="direct"``) at hand for ``preset``; returns ``(G, note)``.
+
+    The shipped paper's checkpoint (``pnlib.load_model("paper")``, trained on a CPU) when it
+    exists and the preset trains at no larger a size than it was trained at (``ci``, ``quick``);
+    otherwise the preset's own run of notebooks 03-04 (``runs/<preset>-direct/``, loaded, or trained
+    when missing). ``note`` says which, for the notebooks to print.
+    """
+    from .config import SHIPPED_MODELS
+    from .inference import load_model
+
+    cfg = get_config(preset, head="direct")
+    device = device or cfg["device"]
+    path = SHIPPED_MODELS["paper"]
+    if path.is_file():
+        state = read_checkpoint(path)
+        if list(cfg["size"])[0] <= list(state["config"]["size"])[0]:
+            info = path.with_suffix(".json")
+            n = ""
+            if info.is_file():
+                n = ", photos: " + " + ".join(d["name"] for d in json.loads(info.read_text()).get("data_sources", []))
+            return load_model(path, device), (f"PaletteNet (the paper's): the shipped checkpoint {path.name} "
+                                              f"(width {state['config']['width']}, step {state['step']}{n})")
+    G, history = load_or_train(preset, head="direct", progress=False)
+    return G, f"PaletteNet (the paper's): this preset's run {default_out(preset, 'direct')} (step {history[-1]['step']})"

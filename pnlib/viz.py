@@ -458,7 +458,7 @@ def plot_phase2_ablation(results: dict, val: dict, index: int, identity: float |
         axb.bar(np.arange(len(pairs)) + i * width, [last[k] for k in pairs], width, label=name)
     axb.set_xticks(np.arange(len(pairs)) + 0.4 - width / 2, [k[4:].replace("_", ", ") for k in pairs])
     axb.set(ylim=(0, 1), ylabel="D right (share of patches)", title="D's accuracy per pair of eq. (7), last step")
-    axb.legend(fontsize=7)
+    axb.legend(fontsize=7, loc="lower left")
     shift = int(val["shift_t"][index])
     panels = [(to_rgb(val["I_s"][index]), "I_s (held out)"), (to_rgb(val["I_t"][index]), f"I_t: +{shift}°")]
     with torch.no_grad():

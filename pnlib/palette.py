@@ -8,7 +8,9 @@ normalised LAB (§4.2): :func:`palette_lab_norm`. A palette is hue-shifted by th
 Palettes need not come from designers: :func:`extract_palette` takes the palette of any photo by
 k-means in LAB, which is what lets any photo folder be a PaletteNet dataset (pnlib.data). Two palettes
 are compared colour by colour after :func:`match_colors`, the one-to-one matching with the least
-total ΔE00 (Hungarian algorithm).
+total ΔE00 (Hungarian algorithm). A target palette is paired with a photo's by :func:`match_palette`:
+the same matching, unless the target is a hue-turned copy of the photo's palette
+(:func:`find_hue_rotation`), which is paired as the turn it is.
 """
 from __future__ import annotations
 
@@ -136,18 +138,102 @@ def match_colors(lab_a, lab_b, equal_lightness: bool = False):
     return rows, cols, cost
 
 
-def match_palette(source, target) -> torch.Tensor:
+#: Hue angles (degrees) :func:`find_hue_rotation` tries: 0, 5, ..., 355. A target rotated by an angle
+#: between two of them (2.5° off at worst) still pairs as the rotation (benchmarks/pairing.py).
+ROTATION_STEP = 5.0
+#: :func:`match_palette` pairs a target as a hue rotation of the source when the best rotation's total
+#: ΔE00 is below this fraction of the plain least-ΔE00 pairing's. Chosen on the training photos' palettes
+#: (benchmarks/RESULTS.md, "Pairing a target palette with the photo's"): a rotated copy of a photo's
+#: palette scores at most 0.09 (angles 2.5° off the grid), another photo's or a random palette at least 0.27.
+ROTATION_GATE = 0.15
+
+
+def _delta_e_matrices(cand: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """CIEDE2000 between every colour of each ``(n, k, 3)`` LAB candidate and every colour of ``target``
+    ``(k, 3)`` -> ``(n, k, k)``; entry ``[c, i, j]`` compares colour i of candidate c with target colour j."""
+    from skimage.color import deltaE_ciede2000
+
+    A = np.repeat(cand[:, :, None, :], len(target), axis=2)
+    return deltaE_ciede2000(A, np.broadcast_to(target[None, None], A.shape), channel_axis=-1)
+
+
+def rotated_palettes(source, degrees) -> torch.Tensor:
+    """``(n, k, 3)`` LAB: the ``(k, 3)`` RGB palette ``source`` turned in hue by each of the ``n`` angles
+    ``degrees``, twice: first by the hue shift of eq. (10) (:func:`pnlib.color.hue_shift`: HSV hue
+    turned, L kept, as the paper's training and validation targets), then as a rotation of the ab
+    plane (LCh hue turned, L and chroma kept). Rows ``[:n]`` are the first kind, ``[n:]`` the second.
+    Each colour is then shown as sRGB (clipped to the gamut), as a palette given in RGB is.
+    """
+    src = torch.as_tensor(source).detach().cpu().double()
+    deg = torch.as_tensor(degrees, dtype=torch.float64).reshape(-1)
+    hsv = hue_shift(src[None].expand(len(deg), -1, -1), deg, dim=-1)
+    lab = rgb_to_lab(src, dim=-1)
+    t = torch.deg2rad(deg)[:, None]
+    c, s = torch.cos(t), torch.sin(t)
+    lch = torch.stack([lab[:, 0].expand(len(deg), -1), c * lab[:, 1] - s * lab[:, 2],
+                       s * lab[:, 1] + c * lab[:, 2]], -1)
+    return rgb_to_lab(lab_to_rgb(torch.cat([hsv, lch]), dim=-1, clip=True), dim=-1)
+
+
+def find_hue_rotation(source, target, step: float = ROTATION_STEP):
+    """The hue rotation of ``source`` that best explains ``target`` (both ``(k, 3)`` RGB), and its pairing.
+
+    A hue shift (§4.1, eq. 10) turns every colour of a palette by one angle and keeps its lightness:
+    the photo's palette P_s turned by θ and the target should then pair colour by colour. For each
+    θ = 0, ``step``, ... < 360 and each kind of turn (:func:`rotated_palettes`), the one-to-one
+    assignment of the turned P_s to ``target`` with the least total ΔE00 is solved (Hungarian
+    algorithm, ``scipy.optimize.linear_sum_assignment``); the best of all wins. Candidates whose lower
+    bound (the larger of the sums of row and of column minima) cannot beat the best so far are skipped.
+
+    Returns ``(cols, total, degrees, kind)``: colour i of ``source`` goes with colour ``cols[i]`` of
+    ``target``; ``total`` is the summed ΔE00 of those pairs (turned source against target);
+    ``kind`` is ``"hue_shift"`` (eq. 10) or ``"ab_rotation"``.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    deg = np.arange(0.0, 360.0, float(step))
+    cand = rotated_palettes(source, deg).numpy()
+    tgt = rgb_to_lab(torch.as_tensor(target).detach().cpu().double(), dim=-1).numpy()
+    cost = _delta_e_matrices(cand, tgt)
+    bound = np.maximum(cost.min(2).sum(1), cost.min(1).sum(1))
+    best = (None, math.inf, 0)
+    for c in np.argsort(bound, kind="stable"):
+        if bound[c] >= best[1]:
+            break
+        rows, cols = linear_sum_assignment(cost[c])
+        total = float(cost[c][rows, cols].sum())
+        if total < best[1]:
+            best = (cols, total, c)
+    cols, total, c = best
+    return cols, total, float(deg[c % len(deg)]), ("hue_shift" if c < len(deg) else "ab_rotation")
+
+
+def match_palette(source, target, rotation: bool = True) -> torch.Tensor:
     """Reorder ``target`` (k, 3) RGB so that colour i replaces colour i of ``source`` (k, 3) RGB.
 
-    The one-to-one assignment of target to source colours with the least total ΔE00 (:func:`match_colors`):
-    Chang et al.'s transfer needs this correspondence, a user sets it by hand; here each source colour
-    goes to its nearest available target colour. PaletteNet's palette head reads it the same way
-    (``pnlib.recolor(..., match=True)``).
+    By default, the one-to-one assignment of target to source colours with the least total ΔE00
+    (:func:`match_colors`): each source colour goes to its nearest available target colour. Chang et
+    al.'s transfer needs this correspondence, a user sets it by hand; PaletteNet's palette head reads
+    it the same way (``pnlib.recolor(..., match=True)``).
+
+    A hue-turned copy of the source palette (the paper's hue-shift targets, eq. 10; a user's "make it
+    bluer") breaks the nearest-colour rule: turned far enough, each colour lands nearer to another
+    colour's place than to its own turned self, and the least-ΔE00 pairing swaps regions (sand turns
+    green, sky magenta). So with ``rotation`` the target is first tested for a global turn
+    (:func:`find_hue_rotation`); when the best turned source pairs with it at less than
+    :data:`ROTATION_GATE` times the plain pairing's total ΔE00, the turn's pairing is used. Any other
+    palette (another photo's, a designer's, a random one) fails this test and is paired as before.
+    ``rotation=False``: the plain least-ΔE00 pairing only.
     """
     src = rgb_to_lab(torch.as_tensor(source).detach().cpu().double(), dim=-1).numpy()
     tgt_rgb = torch.as_tensor(target).detach().cpu()
     tgt = rgb_to_lab(tgt_rgb.double(), dim=-1).numpy()
-    rows, cols, _ = match_colors(src, tgt)
+    rows, cols, cost = match_colors(src, tgt)
+    if rotation:
+        plain = float(cost[rows, cols].sum())
+        turned, total, _, _ = find_hue_rotation(source, tgt_rgb)
+        if total < ROTATION_GATE * plain:
+            rows, cols = np.arange(len(src)), turned
     out = torch.empty_like(tgt_rgb)
     out[torch.as_tensor(rows)] = tgt_rgb[torch.as_tensor(cols)]
     return out

@@ -1,5 +1,6 @@
 """pnlib.inference: load_model, load_image, recolor at any size, the `recolor` command (seconds, no shipped file)."""
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -238,7 +239,8 @@ def test_palette_of(photo):
 def _cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "pnlib", "recolor", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+                               "PNLIB_RUNS_DIR": os.environ["PNLIB_RUNS_DIR"]})
 
 
 @pytest.fixture(scope="module")

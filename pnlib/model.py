@@ -239,6 +239,12 @@ class PaletteNet(nn.Module):
         return cls(**arch_kwargs(cfg, "G"))
 
     @property
+    def model_args(self) -> dict:
+        """The constructor's arguments, ``PaletteNet(**G.model_args)`` builds the same network (a checkpoint
+        stores them: :func:`pnlib.checkpoint.checkpoint_state`)."""
+        return {"width": int(self.width), "head": self.head}
+
+    @property
     def uses_source_palette(self) -> bool:
         """Whether RD reads P_s, the source's own palette (the palette head)."""
         return self.head in SOURCE_PALETTE_HEADS

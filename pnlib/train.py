@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from . import losses as Ls
-from .checkpoint import (FORMAT, CheckpointMismatch, atomic_save, atomic_write_text, check_matches,
-                         checkpoint_path, generator_from_state, phase1_path, read_checkpoint)
+from .checkpoint import (CheckpointMismatch, atomic_save, atomic_write_text, check_matches, checkpoint_path,
+                         checkpoint_state, generator_from_state, phase1_path, read_checkpoint)
 from .color import denormalize_lab
 from .config import default_out, get_config, resolve_device
 from .data import PairSampler, load_split, nested_subset, validation_set
@@ -125,12 +125,10 @@ def build_run(cfg: dict, out: Path) -> Run:
 def save_checkpoint(run: Run) -> Path:
     """The whole run (networks, optimisers, random state, history), written atomically; then history.json."""
     run.out.mkdir(parents=True, exist_ok=True)
-    state = {
-        "format": FORMAT, "config": run.cfg, "step": run.step, "history": run.history,
-        "G": run.G.state_dict(), "D": run.D.state_dict(),
-        "opt_g": run.opt_g.state_dict(), "opt_rd": run.opt_rd.state_dict(), "opt_d": run.opt_d.state_dict(),
-        "rng": {"torch": torch.get_rng_state(), "sampler": run.sampler.state_dict()},
-    }
+    state = checkpoint_state(
+        run.G.model_args, run.G.state_dict(), run.cfg, run.step, run.history, D=run.D.state_dict(),
+        opt_g=run.opt_g.state_dict(), opt_rd=run.opt_rd.state_dict(), opt_d=run.opt_d.state_dict(),
+        rng={"torch": torch.get_rng_state(), "sampler": run.sampler.state_dict()})
     path = atomic_save(state, checkpoint_path(run.out))
     write_history(run)
     return path
@@ -138,8 +136,8 @@ def save_checkpoint(run: Run) -> Path:
 
 def save_phase1(run: Run) -> None:
     """G at the end of phase 1, kept so notebook 04 can compare before / after phase 2."""
-    atomic_save({"format": FORMAT, "config": run.cfg, "step": run.step, "G": run.G.state_dict(),
-                 "history": run.history}, phase1_path(run.out))
+    atomic_save(checkpoint_state(run.G.model_args, run.G.state_dict(), run.cfg, run.step, run.history),
+                phase1_path(run.out))
 
 
 def write_history(run: Run) -> None:

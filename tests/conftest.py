@@ -62,3 +62,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 def pytest_unconfigure(config):
     if _OWN:
         shutil.rmtree(TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def save_model():
+    """``save(G, path, step=0)``: a PaletteNet saved as pnlib saves every model (pnlib.checkpoint), with
+    the `ci` preset's config for its width and head; returns the path."""
+    def save(G, path, step=0):
+        from pnlib.checkpoint import atomic_save, checkpoint_state
+        from pnlib.config import get_config
+
+        cfg = get_config("ci", head=G.head, width=G.width)
+        return atomic_save(checkpoint_state(G.model_args, G.state_dict(), cfg, step, []), path)
+    return save

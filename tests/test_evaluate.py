@@ -15,8 +15,6 @@ from pnlib.metrics import mean_delta_e00
 from pnlib.model import PaletteNet
 from pnlib.palette import RANDOM_L
 from pnlib.palette import match_palette
-from pnlib.checkpoint import FORMAT
-from pnlib.config import get_config
 
 SIZE = (32, 48)
 
@@ -137,17 +135,15 @@ def test_cli_missing_checkpoint_exits_2(tmp_path, capsys):
     assert str(missing) in err and err.startswith("error:") and len(err.strip().splitlines()) == 1
 
 
-def test_cli_missing_data_folder_exits_2(tmp_path, model, capsys):
-    ck = tmp_path / "m.pt"
-    torch.save({"format": FORMAT, "config": get_config("ci", head=model.head), "step": 0, "G": model.state_dict(), "history": []}, ck)
+def test_cli_missing_data_folder_exits_2(tmp_path, model, capsys, save_model):
+    ck = save_model(model, tmp_path / "m.pt")
     assert main(["eval", "--checkpoint", str(ck), "--data", str(tmp_path / "photos")]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path / "photos") in err and len(err.strip().splitlines()) == 1
 
 
-def test_cli_eval_prints_the_table_and_writes_json(tmp_path, model, capsys):
-    ck = tmp_path / "m.pt"
-    torch.save({"format": FORMAT, "config": get_config("ci", head=model.head), "step": 50, "G": model.state_dict(), "history": []}, ck)
+def test_cli_eval_prints_the_table_and_writes_json(tmp_path, model, capsys, save_model):
+    ck = save_model(model, tmp_path / "m.pt", step=50)
     out = tmp_path / "res" / "e.json"
     assert main(["eval", "--checkpoint", str(ck), "--size", *map(str, SIZE), "--out", str(out)]) == 0
     printed = capsys.readouterr().out

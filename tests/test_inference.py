@@ -14,7 +14,8 @@ from skimage import data, transform
 from pnlib import inference as I
 from pnlib.__main__ import main
 from pnlib.bench import bench_recolor
-from pnlib.checkpoint import FORMAT, CheckpointMismatch
+from pnlib import checkpoint as CK
+from pnlib.checkpoint import CheckpointMismatch
 from pnlib.color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab
 from pnlib.config import get_config
 from pnlib.model import PaletteNet
@@ -23,13 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PALETTE = "#264653,#2a9d8f,#e9c46a,#f4a261,#e76f51,#f1faee"
 # A moderate palette: the photo's own kind of colours, muted (what a user of Fig. 6 would try).
 MODERATE = "#7a6a5a,#a08070,#506070,#c0b0a0,#607050,#303030"
-
-
-def _save_checkpoint(path, model):
-    """The format export_model writes: format, config, step, G, history."""
-    torch.save({"format": FORMAT, "config": get_config("ci", head=model.head), "step": 0,
-                "G": model.state_dict(), "history": []}, path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +44,8 @@ def moderate_model():
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory, model):
-    return _save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt", model)
+def ckpt(tmp_path_factory, model, save_model):
+    return save_model(model, tmp_path_factory.mktemp("ckpt") / "model.pt")
 
 
 @pytest.fixture(scope="module")
@@ -71,24 +65,71 @@ def test_load_model_reads_width_and_weights(ckpt, model):
         torch.testing.assert_close(G.state_dict()[k], v)
 
 
+def _old_layout(path, G, cfg):
+    """A checkpoint as pnlib wrote them before model_args (format version 1): the network from the config."""
+    torch.save({"format": "pnlib-checkpoint/1", "config": cfg, "step": 0, "G": G.state_dict(), "history": []}, path)
+    return path
+
+
 def test_load_model_without_head_key_is_the_papers(tmp_path, model):
     """Checkpoints written before the head setting existed hold the paper's direct head."""
     cfg = get_config("ci")
     del cfg["head"]
-    path = tmp_path / "old.pt"
-    torch.save({"format": FORMAT, "config": cfg, "step": 0, "G": model.state_dict(), "history": []}, path)
-    assert I.load_model(path, device="cpu").head == "direct"
+    assert I.load_model(_old_layout(tmp_path / "old.pt", model, cfg), device="cpu").head == "direct"
 
 
-def test_load_model_affine_and_head_mismatch(tmp_path):
+@pytest.mark.parametrize("head", ["direct", "affine", "palette"])
+def test_checkpoints_store_model_args_and_old_ones_still_load(tmp_path, save_model, head):
+    """A checkpoint holds PaletteNet's constructor arguments and its format version; one written in the
+    old layout (no model_args: built from the config, as the shipped checkpoint is) loads the same."""
+    torch.manual_seed(3)
+    G = PaletteNet(12, head).eval()
+    state = CK.read_checkpoint(save_model(G, tmp_path / "new.pt"))
+    assert state["format"] == CK.FORMAT == "pnlib-checkpoint/2"
+    assert state["model_args"] == {"width": 12, "head": head}
+    old = _old_layout(tmp_path / "old.pt", G, get_config("ci", head=head, width=12))
+    for path in (tmp_path / "new.pt", old):
+        back = I.load_model(path, device="cpu")
+        assert (back.width, back.head) == (12, head)
+        for k, v in G.state_dict().items():
+            assert torch.equal(back.state_dict()[k], v), (path, k)
+    # export reads the old layout and writes the current one
+    CK.export_model(old, tmp_path / "exported.pt")
+    assert CK.read_checkpoint(tmp_path / "exported.pt")["model_args"] == {"width": 12, "head": head}
+
+
+def test_model_args_win_over_the_config_and_are_checked(tmp_path, save_model):
     torch.manual_seed(2)
     aff = PaletteNet(8, "affine").eval()
-    G = I.load_model(_save_checkpoint(tmp_path / "aff.pt", aff), device="cpu")
+    state = CK.read_checkpoint(save_model(aff, tmp_path / "aff.pt"))
+    state["config"]["head"], state["config"]["width"] = "direct", 64   # model_args build the network
+    G = CK.generator_from_state(state, "aff.pt")
+    assert (G.width, G.head) == (8, "affine")
+    bad = [({"width": 8, "head": "tanh"}, "unknown head 'tanh'"),
+           ({"width": "8", "head": "direct"}, "positive int width"),
+           ({"width": 8}, "model_args must be")]
+    for args, msg in bad:
+        with pytest.raises(CheckpointMismatch, match=msg):
+            CK.generator_from_state({**state, "model_args": args}, "x.pt")
+
+
+def test_load_model_affine_and_head_mismatch(tmp_path, save_model):
+    torch.manual_seed(2)
+    aff = PaletteNet(8, "affine").eval()
+    G = I.load_model(save_model(aff, tmp_path / "aff.pt"), device="cpu")
     assert G.head == "affine"
-    torch.save({"format": FORMAT, "config": get_config("ci", head="direct"), "step": 0,
-                "G": aff.state_dict(), "history": []}, tmp_path / "bad.pt")
+    wrong = CK.checkpoint_state({"width": 8, "head": "direct"}, aff.state_dict(), get_config("ci", head="direct"), 0, [])
+    CK.atomic_save(wrong, tmp_path / "bad.pt")
     with pytest.raises(CheckpointMismatch, match="do not fit PaletteNet"):
         I.load_model(tmp_path / "bad.pt", device="cpu")
+
+
+@pytest.mark.skipif(not I.SHIPPED.is_file(), reason="no shipped checkpoint (pnlib/checkpoints/palettenet.pt)")
+def test_the_shipped_checkpoint_is_the_old_layout_and_loads():
+    state = CK.read_checkpoint(I.SHIPPED)
+    assert state["format"] == "pnlib-checkpoint/1" and "model_args" not in state
+    G = I.load_model(device="cpu")
+    assert (G.width, G.head) == (16, "palette")
 
 
 def test_load_model_missing_shipped_says_how_to_make_it(monkeypatch, tmp_path):

@@ -209,15 +209,11 @@ def test_affine_maps_in_raw_and_normalised_units_agree():
     torch.testing.assert_close(denormalize_lab(torch.cat([normalize_lab(lab)[:, :1], got], 1))[:, 1:], want)
 
 
-def test_cli_keep_order(model, photo, tmp_path):
+def test_cli_keep_order(model, photo, tmp_path, save_model):
     """`recolor --keep-order` is recolor(match=False): a shuffled palette then gives another picture."""
     from PIL import Image
     from pnlib.__main__ import main
-    from pnlib.checkpoint import FORMAT
-    from pnlib.config import get_config
-    ck = tmp_path / "m.pt"
-    torch.save({"format": FORMAT, "config": get_config("ci", head="palette"), "step": 0,
-                "G": model.state_dict(), "history": []}, ck)
+    ck = save_model(model, tmp_path / "m.pt")
     src = tmp_path / "in.png"
     Image.fromarray(photo).save(src)
     pal = "#1d3557,#e63946,#a8dadc,#f1faee,#457b9d,#2a9d8f"

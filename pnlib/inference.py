@@ -128,6 +128,8 @@ def palette_of(image) -> torch.Tensor:
     """The ``(6, 3)`` RGB palette of a photo (k-means in LAB, :func:`pnlib.palette.extract_palette`): the
     P_s that :func:`recolor` reads, so ``recolor(photo, palette_of(photo))`` gives the photo back.
 
+    The one place a photo's P_s is decided: :func:`recolor`, :func:`recolor_palettes`,
+    :class:`PalettePreview` and the palette sliders (:class:`pnlib.widgets.PaletteControl`) all read it.
     Extracted from the photo at a long side of at most :data:`~pnlib.photos.MAX_SIDE` (1024 px), as
     training extracts its photos' palettes: the palette does not depend on the size of the file or on
     ``work_size``, and a 48 MP photo is never held as floats (read as uint8, downscaled in row blocks).
@@ -170,22 +172,16 @@ def recolor(image, palette, model: PaletteNet | None = None, device="auto", matc
     return recolor_palettes(image, [palette], model, device, batch=1, match=match, work_size=work_size)[0]
 
 
-def source_palette(rgb: torch.Tensor) -> torch.Tensor:
-    """P_s, the ``(6, 3)`` RGB palette of a ``(3, H, W)`` photo that the palette head reads (= palette_of):
-    extracted at a long side of at most :data:`~pnlib.photos.MAX_SIDE`, whatever the photo's size."""
-    return _Photo(rgb).palette()
-
-
 def target_and_source(rgb: torch.Tensor, palette, model: PaletteNet, match: bool = True, src=None):
     """(P_t, P_s), ``(6, 3)`` each in normalised LAB, for ``model`` on photo ``rgb`` (P_s None if unread).
 
-    P_s is the photo's palette (``src``, RGB, or :func:`source_palette` of ``rgb``); with ``match`` the
+    P_s is the photo's palette (``src``, RGB, or :func:`palette_of` ``rgb``); with ``match`` the
     target's colours are reordered to pair with P_s's by least total ΔE00 (:func:`~pnlib.palette.match_palette`).
     """
     target = parse_palette(palette.detach().cpu() if torch.is_tensor(palette) else palette)
     if not model.uses_source_palette:
         return palette_lab_norm(target), None
-    src = source_palette(rgb) if src is None else src
+    src = palette_of(rgb) if src is None else src
     if match:
         target = match_palette(src, target)
     return palette_lab_norm(target), palette_lab_norm(src)
@@ -373,9 +369,10 @@ class PalettePreview:
     With the affine and palette heads it is the per-pixel transform A, β that is upsampled, and it is
     applied to the full-resolution chroma of the source, which keeps its detail too. Pure torch: no widgets.
 
-    ``photo_palette``: the palette head's P_s, ``(6, 3)`` RGB, in the order of the colours a user
-    edits (default: :func:`source_palette` of the photo); colour i of each rendered P_t replaces colour i
-    of it, with no re-matching, so a slider moves the region of its own colour.
+    ``photo_palette``: the palette head's P_s, ``(6, 3)`` RGB (default: :func:`palette_of` the photo,
+    exactly what :func:`recolor` reads; pass it when you already have it); colour i of each rendered P_t
+    replaces colour i of it, with no re-matching, so a slider moves the region of its own colour.
+    ``photo_palette`` is kept as given, the P_s the model reads.
     """
 
     def __init__(self, rgb: torch.Tensor, model: PaletteNet, preview: int = 256, photo_palette=None):
@@ -386,10 +383,11 @@ class PalettePreview:
         dev, self.affine = self._net.device, self._net.affine
         with torch.inference_mode():
             self._lab_full = rgb_to_lab(rgb[None].to(dev))              # the full-size photo, raw LAB
-            self._P_s = None
+            self._P_s, self.photo_palette = None, None
             if model.uses_source_palette:
-                src = source_palette(rgb) if photo_palette is None else photo_palette
-                self._P_s = palette_lab_norm(torch.as_tensor(src).float())[None].to(dev)
+                src = palette_of(rgb) if photo_palette is None else photo_palette
+                self.photo_palette = torch.as_tensor(src).float()
+                self._P_s = palette_lab_norm(self.photo_palette)[None].to(dev)
         self.size, self.preview_size = (H, W), (h, w)
 
     def render(self, P_t: torch.Tensor) -> np.ndarray:

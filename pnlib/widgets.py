@@ -24,8 +24,7 @@ import numpy as np
 import torch
 
 from .color import hue_shift, lab_to_rgb, rgb_to_lab, to_uint8
-from .data import cached_palette
-from .inference import PalettePreview, cached_model, load_image
+from .inference import PalettePreview, cached_model, load_image, palette_of
 from .palette import format_palette, palette_lab_norm, parse_palette
 from .photos import BUNDLED_NAMES, bundled_photos
 
@@ -65,10 +64,10 @@ def png_bytes(rgb_u8: np.ndarray) -> bytes:
 
 
 def _bundled_palette(name: str) -> torch.Tensor:
-    """The palette of a bundled photo (pnlib.data), read from the palette cache after the first time."""
+    """The palette of a bundled photo (:func:`~pnlib.inference.palette_of`, as ``recolor --palette-from``
+    takes it), extracted once per session."""
     if name not in _bundled_cache:
-        photo = dict(bundled_photos())[name]
-        _bundled_cache[name] = cached_palette(load_image(photo), name=f"bundled/{name}")
+        _bundled_cache[name] = palette_of(dict(bundled_photos())[name])
     return _bundled_cache[name]
 
 
@@ -92,16 +91,16 @@ class PaletteControl(widgets.VBox):
         self.model = model if model is not None else cached_model()
         self.rgb = load_image(image)  # (3, H, W), full resolution
         self.preview = int(preview)
-        self.extracted = cached_palette(self.rgb)  # extract_palette, cached on disk by the image's hash
+        self.extracted = palette_of(self.rgb)  # P_s: exactly the palette recolor reads from this photo
         self._base = _quantise(palette if palette is not None else self.extracted)
         self._holding = 0
         self.error = ""
         self.result_png = b""
         self.last_palette_sent = None
         self.last_update_ms = None
-        # FE(I_s) once, at the preview size. The palette head's P_s is the photo's palette as the pickers
-        # start from it, so picker i moves the region of the photo's colour i (no re-matching while editing).
-        self.engine = PalettePreview(self.rgb, self.model, self.preview, photo_palette=_quantise(self.extracted))
+        # FE(I_s) once, at the preview size. The palette head's P_s is the photo's palette (the pickers start
+        # from it, rounded to 8 bits), so picker i moves the region of the photo's colour i (no re-matching).
+        self.engine = PalettePreview(self.rgb, self.model, self.preview, photo_palette=self.extracted)
         self.size, self.preview_size = self.engine.size, self.engine.preview_size
         self._build()
         self.update()

@@ -361,15 +361,18 @@ def test_bench_recolor_prints_its_line(capsys):
     assert "recolor 32x48 (2 threads):" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("head", ["direct", "affine"])
+@pytest.mark.parametrize("head", ["direct", "affine", "palette", "shipped"])
 def test_palette_preview_at_full_size_equals_recolor(photo, head):
     """PalettePreview (the sliders' maths, no widgets): FE once, then RD per palette; at the photo's own
-    size (nothing to upsample) it gives recolor's pixels."""
+    size (nothing to upsample) it gives recolor's pixels. The palette head (ours, the shipped model's)
+    reads the photo's P_s in both (palette_of); the sliders keep the palette's order (match=False)."""
+    if head == "shipped" and not I.SHIPPED.is_file():
+        pytest.skip("no shipped checkpoint (pnlib/checkpoints/palettenet.pt)")
     torch.manual_seed(0)
-    G = PaletteNet(8, head).eval()
+    G = I.load_model(device="cpu") if head == "shipped" else PaletteNet(8, head).eval()
     preview = I.PalettePreview(I.load_image(photo), G, preview=max(photo.shape[:2]))
     assert preview.preview_size == preview.size == photo.shape[:2]
     for P in (PALETTE, MODERATE):
         out = preview.render(I.palette_lab_norm(P))
         assert out.shape == photo.shape and out.dtype == np.uint8
-        assert np.abs(out.astype(int) - I.recolor(photo, P, model=G)).max() <= 1
+        assert np.abs(out.astype(int) - I.recolor(photo, P, model=G, match=False)).max() <= 1

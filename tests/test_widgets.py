@@ -12,10 +12,11 @@ from pnlib.widgets import PaletteControl, lab_to_lch
 ipywidgets = pytest.importorskip("ipywidgets")
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=["direct", "palette"])
+def model(request):
+    """The paper's head and ours (the shipped model's)."""
     torch.manual_seed(0)
-    return PaletteNet(8).eval()
+    return PaletteNet(8, request.param).eval()
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +138,7 @@ def test_errors_are_shown_in_the_widget_and_cleared(w, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(w.model, "forward_features", boom)
+    monkeypatch.setattr(w.engine, "render", boom)
     w.pickers[4].value = "#abcdef"  # the observer runs update(); nothing may propagate out of it
     assert "boom" in w.error and "RuntimeError" in w.error
     assert "boom" in w.error_area.value and "#b00020" in w.error_area.value  # shown, in red
@@ -168,3 +169,17 @@ def test_affine_head_applies_the_transform_at_full_resolution(photo):
     with Image.open(io.BytesIO(w.result_png)) as im:
         out = np.asarray(im.convert("RGB")).astype(int)
     assert np.abs(out - photo.astype(int)).max() <= 2
+
+
+def test_the_sliders_read_the_palette_recolor_reads_on_a_large_photo():
+    """One P_s for the sliders, recolor and palette_of: on a 1536×1536 photo (above the 1024 px at which
+    a photo's palette is extracted) the sliders' P_s is palette_of's, exactly."""
+    from pnlib.inference import load_image, palette_of
+    from pnlib.palette import extract_palette
+
+    big = (transform.resize(data.coffee(), (1536, 1536), anti_aliasing=True) * 255).round().astype(np.uint8)
+    torch.manual_seed(0)
+    w = PaletteControl(image=big, model=PaletteNet(8, "palette").eval(), preview=64)
+    own = palette_of(big)
+    assert torch.equal(w.engine.photo_palette, own) and torch.equal(w.extracted, own)
+    assert not torch.equal(extract_palette(load_image(big)), own)   # the full-size photo's palette differs

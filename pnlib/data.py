@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from .color import hue_shift, normalize_lab, rgb_to_lab
 from .config import CACHE_DIR
 from .palette import extract_palette, format_palette, palette_lab_norm, parse_palette
-from .photos import MAX_SIDE, _downsize, bundled_photos, folder_photos
+from .photos import MAX_SIDE, _downsize, bundled_photos, folder_photos, warn_skipped
 
 #: The N_a = 18 hue shifts of §4.1, in degrees: 0, 20, ..., 340.
 SHIFTS = tuple(range(0, 360, 20))
@@ -114,22 +114,23 @@ def cached_palette(rgb: torch.Tensor, cache_dir=None, name: str = "") -> torch.T
     return pal
 
 
-def load_pairs(source="bundled", cache_dir=None, palettes=None, max_side: int | None = MAX_SIDE
-               ) -> list[Pair]:
+def load_pairs(source="bundled", cache_dir=None, palettes=None, max_side: int | None = MAX_SIDE,
+               skipped: list | None = None) -> list[Pair]:
     """D_orig = [(I_j, P_j)] from ``source``: ``"bundled"`` (the eight bundled photos) or a folder path.
 
     Folder photos are read by :func:`pnlib.photos.folder_photos` (a folder literally named "bundled" needs
     ``Path("bundled")``). A palette comes from the palettes file when it has a row for the photo,
     else it is extracted (:func:`cached_palette`, cached in ``cache_dir``). Images with a long side
     over ``max_side`` are downsized once here. Bundled names are ``"bundled/<name>"``; folder names are
-    paths relative to the folder.
+    paths relative to the folder. ``skipped``: as in :func:`~pnlib.photos.folder_photos` (a list for the
+    reasons files were skipped; then no warning, and an empty folder gives no pairs instead of an error).
     """
     if isinstance(source, str) and source == "bundled":
         if palettes is not None:
             raise ValueError("a palettes file goes with a photo folder, not with source='bundled'")
         items = [(f"bundled/{n}", a.astype(np.float32) / 255.0, None) for n, a in bundled_photos()]
     else:
-        items = folder_photos(source, palettes=palettes, max_side=max_side)
+        items = folder_photos(source, palettes=palettes, max_side=max_side, skipped=skipped)
     pairs = []
     for i, (name, a, pal) in enumerate(items):
         items[i] = None  # free each (H, W, 3) array once its (3, H, W) copy exists
@@ -200,18 +201,43 @@ def load_split(data="bundled", seed: int = 0, cache_dir=None) -> tuple[list[Pair
     (``"lxqt/forest.jpg"``) so that names stay unique; the bundled photos are ``"bundled/<name>"``.
     """
     sources = data_sources(data)
-    train, val = [], []
+    train, val, read = [], [], []
     for src in sources:
-        t, v = split_pairs(load_pairs(src, cache_dir=cache_dir), seed=seed)  # the source's own split
+        skipped = []
+        pairs = load_pairs(src, cache_dir=cache_dir, skipped=skipped)
+        read.append((src, len(pairs), skipped))
+        t, v = split_pairs(pairs, seed=seed)  # the source's own split
         if len(sources) > 1 and src != "bundled":
             prefix = Path(src).expanduser().resolve().name
             t, v = ([Pair(f"{prefix}/{p.name}", p.rgb, p.palette) for p in ps] for ps in (t, v))
         train += t
         val += v
+    if not train or not val or any(n == 0 for _, n, _ in read):
+        raise ValueError(too_few_photos(read, len(train), len(val)))
+    for src, _, skipped in read:
+        if skipped:
+            warn_skipped(src, skipped)
     names = [p.name for p in train + val]
     if len(set(names)) != len(names):
         raise ValueError("two photo sources share a folder name; give folders with different names")
     return train, val
+
+
+def too_few_photos(read: list, n_train: int, n_val: int) -> str:
+    """The one message for photo sources that cannot be split: ``read`` holds, per source, ``(source,
+    photos read, reasons files were skipped)``; ``n_train``, ``n_val``: what the split gave."""
+    def photos(n):
+        return f"{n} photo" + ("" if n == 1 else "s")
+
+    parts = []
+    for src, n, skipped in read:
+        part = f"{photos(n)} read from {src}"
+        if skipped:
+            part += f" ({len(skipped)} skipped: " + "; ".join(skipped) + ")"
+        parts.append(part)
+    return (f"too few readable photos: {', '.join(parts)}. Training needs at least 2 photos in a source: "
+            f"1 for training and 1 held out for validation (a quarter of each source is held out); "
+            f"this gives {photos(n_train)} for training and {photos(n_val)} held out")
 
 
 def nested_subset(pairs: list[Pair], n: int) -> list[Pair]:

@@ -349,9 +349,7 @@ def _evaluate(model, data, size, n_random, seed, n_photo, split_seed, checkpoint
         checkpoint = checkpoint or str(model)
         model = load_model(model)
     H, W = (int(s) for s in size)
-    train_pairs, val_pairs = load_split(data, seed=split_seed)
-    if not val_pairs:
-        raise ValueError(f"evaluation needs at least 2 photos per source (one held out), {data} has none held out")
+    train_pairs, val_pairs = load_split(data, seed=split_seed)   # too few photos: load_split says so
     val = validation_set(val_pairs, size=(H, W))
     t_load = time.perf_counter() - t_start
     if progress:

@@ -200,7 +200,7 @@ def _read_photos(rel, table: dict, max_side: int | None) -> tuple[list, list[str
     return out, skipped
 
 
-def folder_photos(path, palettes=None, max_side: int | None = MAX_SIDE
+def folder_photos(path, palettes=None, max_side: int | None = MAX_SIDE, skipped: list | None = None
                   ) -> list[tuple[str, np.ndarray, torch.Tensor | None]]:
     """Every photo under ``path`` (recursive) -> ``[(relative name, float32 (H, W, 3) in [0, 1], palette or None)]``.
 
@@ -224,6 +224,9 @@ def folder_photos(path, palettes=None, max_side: int | None = MAX_SIDE
     * skipped: unreadable / corrupt files and images under 32 px on a side. One ``warnings.warn`` lists
       every skipped file with the reason (and any palettes-file row that names no photo).
 
+    ``skipped``: a list that receives those reasons instead (no warning, and no error for an empty
+    folder): for a caller that reports them itself (:func:`pnlib.data.load_split`).
+
     Raises ``FileNotFoundError`` for a missing folder, ``NotADirectoryError`` for a file, and
     ``ValueError`` when no usable photo is left (the message lists what was skipped).
     """
@@ -237,18 +240,25 @@ def folder_photos(path, palettes=None, max_side: int | None = MAX_SIDE
     table = read_palettes_file(palettes) if palettes is not None else {}
 
     rel = _image_files(root)
-    out, skipped = _read_photos(rel, table, max_side)
+    out, reasons = _read_photos(rel, table, max_side)
     found = {n for n, _ in rel}  # a row for a skipped (corrupt) photo is not "missing"
     for name, (_, lineno) in table.items():
         if name not in found:
-            skipped.append(f"{palettes}, line {lineno}: no photo named {name!r} in {root}")
+            reasons.append(f"{palettes}, line {lineno}: no photo named {name!r} in {root}")
+    if skipped is not None:
+        skipped.extend(reasons)
+        return out
     if not out:
-        what = "; ".join(skipped) if skipped else "no files ending in " + ", ".join(IMAGE_EXTENSIONS)
+        what = "; ".join(reasons) if reasons else "no files ending in " + ", ".join(IMAGE_EXTENSIONS)
         raise ValueError(f"no usable photo in {root} ({what})")
-    if skipped:
-        warnings.warn(f"{len(skipped)} skipped while reading {root}:\n  " + "\n  ".join(skipped),
-                      stacklevel=2)
+    if reasons:
+        warn_skipped(root, reasons)
     return out
+
+
+def warn_skipped(root, reasons: list[str]) -> None:
+    """The one warning that lists the files skipped while reading the folder ``root``, with the reasons."""
+    warnings.warn(f"{len(reasons)} skipped while reading {root}:\n  " + "\n  ".join(reasons), stacklevel=3)
 
 
 # --------------------------------------------------------------------------------------------------

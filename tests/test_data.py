@@ -293,6 +293,35 @@ def test_empty_missing_and_useless_folders(tmp_path):
         D.folder_photos(tmp_path / "small.png")
 
 
+def test_too_few_readable_photos_get_one_message_in_photos(tmp_path, capsys):
+    """One good photo and one corrupt file: one error (no warning besides), saying how many photos were
+    read, how many the split needs for training and held out, and which file was skipped and why."""
+    from pnlib.__main__ import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(_noise(seed=9)).save(folder / "good.png")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg" * 30)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError) as e:
+            D.load_split(str(folder))
+    assert not caught, [str(w.message) for w in caught]
+    msg = str(e.value)
+    assert f"1 photo read from {folder} (1 skipped: broken.jpg: unreadable" in msg
+    assert "at least 2 photos in a source: 1 for training and 1 held out" in msg
+    assert "this gives 1 photo for training and 0 photos held out" in msg
+    argv = ["train", "--preset", "ci", "--data", str(folder), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {msg}"]
+    # with a second good photo the split works, and the skipped file is still named, in one warning
+    Image.fromarray(_noise(seed=10)).save(folder / "good2.png")
+    with pytest.warns(UserWarning, match=r"(?s)1 skipped while reading .*broken.jpg: unreadable"):
+        train, val = D.load_split(str(folder), cache_dir=tmp_path / "cache")
+    assert (len(train), len(val)) == (1, 1)
+
+
 def test_palettes_file(tmp_path):
     Image.fromarray(_noise(seed=6)).save(tmp_path / "one.png")
     (tmp_path / "sub").mkdir()

@@ -162,7 +162,7 @@ def _bench(a) -> int:
 
 
 def _training_parsers(sub) -> None:
-    """``run-notebooks`` and ``train``: the commands that take a preset."""
+    """``run-notebooks`` and ``train``: the commands that take a preset (``scaling`` too: its own function)."""
     from .model import HEADS
 
     r = sub.add_parser("run-notebooks", help="run every notebook headless (papermill) on a preset")
@@ -195,6 +195,11 @@ def _training_parsers(sub) -> None:
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=_train)
 
+
+def _scaling_parser(sub) -> None:
+    """``scaling``: many training runs, on nested subsets of the training photos."""
+    from .model import HEADS
+
     sc = sub.add_parser("scaling", help="the data-scaling experiment: train on nested subsets of the "
                                         "training photos, score each run on the same held-out photos")
     sc.add_argument("--preset", default="quick", choices=PRESET_NAMES)
@@ -216,9 +221,7 @@ def _training_parsers(sub) -> None:
 
 
 def _model_parsers(sub) -> None:
-    """``recolor``, ``export``, ``summary``, ``eval``, ``bench``: the commands that use a model."""
-    from .model import HEADS
-
+    """``recolor``, ``export``, ``summary``: the commands that use or describe a model."""
     rc = sub.add_parser("recolor", help="recolor a photo to a 6-colour palette")
     rc.add_argument("image", help="input photo (jpg, png, ...)")
     src = rc.add_mutually_exclusive_group(required=True)
@@ -248,6 +251,11 @@ def _model_parsers(sub) -> None:
     s.add_argument("--size", type=int, nargs=2, default=[288, 432], metavar=("H", "W"))
     s.set_defaults(fn=_summary)
 
+
+def _eval_parsers(sub) -> None:
+    """``eval`` and ``bench``: the commands that measure a model."""
+    from .model import HEADS
+
     ev = sub.add_parser("eval", help="evaluate a checkpoint against Chang et al. 2015 (protocols A and B)")
     ev.add_argument("--checkpoint", help="model checkpoint (default: runs/quick/checkpoint.pt, else the shipped one)")
     ev.add_argument("--data", default="bundled", help="'bundled' (default), a folder of photos, or several "
@@ -272,7 +280,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pnlib", description="PaletteNet teaching repository")
     sub = p.add_subparsers(dest="cmd", required=True)
     _training_parsers(sub)
+    _scaling_parser(sub)
     _model_parsers(sub)
+    _eval_parsers(sub)
     a = p.parse_args(argv)
     try:
         return a.fn(a)

@@ -1,7 +1,7 @@
 """Benchmarks that print numbers (`python -m pnlib bench`). Speed targets are shown here, never by timed tests.
 
-Every benchmark times with :func:`timeit` (median of repeats after a warm-up), runs with a fixed number
-of torch threads (:func:`pnlib.config.torch_threads`, restored afterwards) and prints :func:`busy_note`
+Every benchmark times with :func:`timeit` (median of repeats after a warm-up, each timed by
+:class:`pnlib.config.Stopwatch`), runs with a fixed number of torch threads (:func:`pnlib.config.torch_threads`, restored afterwards) and prints :func:`busy_note`
 beside its number when other processes compete for the CPU. The top layer: it imports what it times.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from .config import SHIPPED, torch_threads
+from .config import SHIPPED, Stopwatch, torch_threads
 
 
 def timeit(fn, repeat: int = 5, warmup: int = 1, sync=None) -> float:
@@ -25,17 +25,10 @@ def timeit(fn, repeat: int = 5, warmup: int = 1, sync=None) -> float:
         fn()
     times = []
     for _ in range(repeat):
-        _sync(sync)
-        t0 = time.perf_counter()
-        fn()
-        _sync(sync)
-        times.append(time.perf_counter() - t0)
+        with Stopwatch(sync) as t:
+            fn()
+        times.append(t.s)
     return statistics.median(times)
-
-
-def _sync(device):
-    if device is not None and torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
 
 
 def busy_note() -> str:

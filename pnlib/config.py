@@ -12,6 +12,7 @@ then pass it to the constructor, and checkpoints are compared on it (pnlib.check
 from __future__ import annotations
 
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -23,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Run folders, executed notebooks, caches; never committed. ``PNLIB_RUNS_DIR`` moves it (the tests put
 #: every run under a temporary folder with it, so they never read or write the checkout's ``runs/``).
 RUNS_DIR = Path(os.environ.get("PNLIB_RUNS_DIR") or REPO_ROOT / "runs").expanduser().resolve()
-CACHE_DIR = RUNS_DIR / "cache" / "palettes"   # extracted palettes (pnlib.data.cached_palette)
+CACHE_DIR = RUNS_DIR / "cache" / "palettes"   # extracted palettes (pnlib.palette.cached_palette)
 FIG_DIR = REPO_ROOT / "figures"               # the committed reference figures (pnlib.viz.save_fig)
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 #: The checkpoint that ships with the package (written by ``python -m pnlib export``).
@@ -155,7 +156,7 @@ def default_out(preset: str, head: str | None = None) -> Path:
     return RUNS_DIR / f"{preset}-{head}"
 
 
-# ------------------------------------------------------------------------------------ devices, threads
+# ---------------------------------------------------------------------------- devices, threads, timing
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' -> CUDA, else Apple MPS, else CPU."""
     if name == "auto":
@@ -177,3 +178,34 @@ def torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(prev)
+
+
+class Stopwatch:
+    """Wall time, pnlib's one timing helper: ``with Stopwatch() as t: work()`` then ``t.s`` (seconds of the
+    block); outside a ``with``, ``t.s`` is the time since the stopwatch was made (a running clock).
+
+    ``sync``: a device to wait for before each clock reading (CUDA runs asynchronously; other devices:
+    nothing to wait for).
+    """
+
+    def __init__(self, sync=None):
+        self.sync = sync if sync is not None and torch.device(sync).type == "cuda" else None
+        self._start()
+
+    def _start(self):
+        if self.sync is not None:
+            torch.cuda.synchronize(self.sync)
+        self._t0, self._t1 = time.perf_counter(), None
+        return self
+
+    def __enter__(self):
+        return self._start()
+
+    def __exit__(self, *exc):
+        if self.sync is not None:
+            torch.cuda.synchronize(self.sync)
+        self._t1 = time.perf_counter()
+
+    @property
+    def s(self) -> float:
+        return (self._t1 if self._t1 is not None else time.perf_counter()) - self._t0

@@ -200,7 +200,7 @@ def recolor_palettes(image, palettes, model: PaletteNet | None = None, device="a
         model = cached_model(None, device)
     small = photo.resized(_work_shape(photo.size, work_size))            # what the network sees
     src = photo.palette(small) if model.uses_source_palette else None   # = palette_of(image)
-    pairs = [target_and_source(small, p, model, match, src) for p in palettes]   # (P_t, P_s) of each
+    pairs = [target_and_source(small, p, model, match=match, src=src) for p in palettes]   # (P_t, P_s) of each
     if not pairs:
         raise ValueError("recolor_palettes needs at least one palette")
     net = _WorkingNetwork(model, small)

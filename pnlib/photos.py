@@ -222,13 +222,11 @@ def folder_photos(path, palettes=None, max_side: int | None = MAX_SIDE, skipped:
       (the high byte): the right scale at 8-bit precision;
     * an image whose long side exceeds ``max_side`` is downsized (antialiased) to that long side;
     * skipped: unreadable / corrupt files and images under 32 px on a side. One ``warnings.warn`` lists
-      every skipped file with the reason (and any palettes-file row that names no photo).
+      every skipped file with the reason (and any palettes-file row that names no photo); given a list
+      ``skipped``, the reasons go there instead (:func:`pnlib.data.load_split` reports them itself).
 
-    ``skipped``: a list that receives those reasons instead (no warning, and no error for an empty
-    folder): for a caller that reports them itself (:func:`pnlib.data.load_split`).
-
-    Raises ``FileNotFoundError`` for a missing folder, ``NotADirectoryError`` for a file, and
-    ``ValueError`` when no usable photo is left (the message lists what was skipped).
+    Raises ``FileNotFoundError`` for a missing folder, ``NotADirectoryError`` for a file, and (without
+    ``skipped``) ``ValueError`` when no usable photo is left (the message lists what was skipped).
     """
     root = Path(path).expanduser()
     if not root.exists():
@@ -238,13 +236,11 @@ def folder_photos(path, palettes=None, max_side: int | None = MAX_SIDE, skipped:
     if palettes is None and (root / PALETTES_FILE).is_file():
         palettes = root / PALETTES_FILE
     table = read_palettes_file(palettes) if palettes is not None else {}
-
     rel = _image_files(root)
     out, reasons = _read_photos(rel, table, max_side)
     found = {n for n, _ in rel}  # a row for a skipped (corrupt) photo is not "missing"
-    for name, (_, lineno) in table.items():
-        if name not in found:
-            reasons.append(f"{palettes}, line {lineno}: no photo named {name!r} in {root}")
+    reasons += [f"{palettes}, line {lineno}: no photo named {name!r} in {root}"
+                for name, (_, lineno) in table.items() if name not in found]
     if skipped is not None:
         skipped.extend(reasons)
         return out

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from . import losses as Ls
 from .checkpoint import (CheckpointMismatch, atomic_save, atomic_write_text, check_matches, checkpoint_path,
                          checkpoint_state, generator_from_state, phase1_path, read_checkpoint)
 from .color import denormalize_lab
-from .config import default_out, get_config, resolve_device
+from .config import Stopwatch, default_out, get_config, resolve_device
 from .data import PairSampler, load_split, nested_subset, validation_set
 from .metrics import mean_delta_e00
 from .model import Discriminator, PaletteNet, recolor_batched
@@ -107,9 +106,9 @@ def build_run(cfg: dict, out: Path) -> Run:
                           seed=cfg["seed"] + 1000 * rank, scale=tuple(cfg["crop_scale"]), jitter=cfg["jitter"],
                           source_palette=G.uses_source_palette)
     val = validation_set(val_pairs, size=tuple(cfg["size"]), device=device)
-    run = Run(cfg, Path(out), device, G, D, _adam(G.parameters(), cfg, device),
-              _adam(G.decoder.parameters(), cfg, device), _adam(D.parameters(), cfg, device),
-              sampler, val, rank=rank, world=world)
+    run = Run(cfg=cfg, out=Path(out), device=device, G=G, D=D, opt_g=_adam(G.parameters(), cfg, device),
+              opt_rd=_adam(G.decoder.parameters(), cfg, device), opt_d=_adam(D.parameters(), cfg, device),
+              sampler=sampler, val=val, rank=rank, world=world)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -280,7 +279,7 @@ def train_loop(run: Run, until_phase: int = 2, callback=None, progress: bool = T
         run.G.encoder.compile()
         run.G.decoder.compile()
     bar = _progress(target, run.step, progress and run.rank == 0)
-    pending, t0 = [], time.perf_counter()
+    pending, clock = [], Stopwatch()
     interval_start = run.step
     while run.step < target:
         if run.phase == 2:
@@ -301,7 +300,7 @@ def train_loop(run: Run, until_phase: int = 2, callback=None, progress: bool = T
             pending, interval_start = [], run.step
             if val_now and run.rank == 0:
                 row.update(val_de00=validate(run.G, run.val), identity_de00=identity)
-            row["elapsed_s"] = round(time.perf_counter() - t0, 2)
+            row["elapsed_s"] = round(clock.s, 2)
             run.history.append(row)
             bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("loss_e", "loss_d", "val_de00")})
             if callback is not None:
@@ -373,7 +372,7 @@ def load_or_train(preset: str = "quick", out=None, until_phase: int = 2, callbac
             G = generator_from_state(state, path).to(resolve_device(cfg["device"]))
             print(f"loaded {path} (step {state['step']}: phase {until_phase} done); not training")
             return G.eval(), [r for r in state["history"] if r["step"] <= need]
-    G, history = train(preset, out, until_phase, callback, progress, **overrides)
+    G, history = train(preset, out=out, until_phase=until_phase, callback=callback, progress=progress, **overrides)
     return G.eval(), history
 
 

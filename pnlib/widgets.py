@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import io
-import time
 import traceback
 from contextlib import contextmanager
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from .color import hue_shift, lab_to_rgb, rgb_to_lab, to_uint8
+from .config import Stopwatch
 from .inference import PalettePreview, cached_model, load_image, palette_of
 from .palette import format_palette, palette_lab_norm, parse_palette
 from .photos import BUNDLED_NAMES, bundled_photos
@@ -262,7 +262,7 @@ class PaletteControl(widgets.VBox):
     def update(self) -> bool:
         """Recompute the result for the current palette now; returns False (and shows why) on an error."""
         try:
-            t0 = time.perf_counter()
+            clock = Stopwatch()
             palette = self.current_palette()
             self.swatch.value = _swatch_html(palette)
             P_t = self.palette_lab_norm()
@@ -273,7 +273,7 @@ class PaletteControl(widgets.VBox):
             return False
         self.result_png = png
         self.result.value = png
-        self.last_update_ms = 1000 * (time.perf_counter() - t0)
+        self.last_update_ms = 1000 * clock.s
         (h, w), (H, W) = self.preview_size, self.size
         what = "A, β upsampled to" if self.engine.affine else "Îab upsampled to"
         self.status.value = (f"<span style='color:#666;font-size:90%'>RD at {w}×{h}, {what} "

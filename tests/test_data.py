@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from pnlib import data as D
+from pnlib import palette as Pal
 from pnlib import photos as Ph
 from pnlib.color import hue_shift, normalize_lab, rgb_to_lab
 
@@ -362,13 +363,13 @@ def test_palette_cache(tmp_path, monkeypatch):
         Image.fromarray(_noise(seed=10 + i)).save(tmp_path / f"p{i}.png")
     cache = tmp_path / "cache"
     calls = []
-    real = D.extract_palette
+    real = Pal.extract_palette
 
     def counting(rgb, **kw):
         calls.append(tuple(rgb.shape))
         return real(rgb, **kw)
 
-    monkeypatch.setattr(D, "extract_palette", counting)
+    monkeypatch.setattr(Pal, "extract_palette", counting)  # what cached_palette calls
     first = D.load_pairs(tmp_path, cache_dir=cache)
     assert len(calls) == 3 and len(list(cache.glob("*.json"))) == 3
     second = D.load_pairs(tmp_path, cache_dir=cache)

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from pnlib import config as C
-from pnlib import data as D
+from pnlib import palette as P
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_runs_and_caches_live_in_the_sessions_temporary_folder():
     runs = Path(os.environ["PNLIB_RUNS_DIR"]).resolve()
     assert C.RUNS_DIR == runs and not runs.is_relative_to(ROOT)
-    for path in (C.CACHE_DIR, D.DEFAULT_CACHE_DIR, C.default_out("ci"), C.default_out("quick", "direct")):
+    for path in (C.CACHE_DIR, P.DEFAULT_CACHE_DIR, C.default_out("ci"), C.default_out("quick", "direct")):
         assert Path(path).is_relative_to(runs), path
 
 

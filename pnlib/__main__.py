@@ -112,7 +112,7 @@ def _summary(a) -> int:
     from .config import get_config
     from .model import Discriminator, PaletteNet, summary
 
-    cfg = get_config(a.preset)
+    cfg = get_config(a.preset, head=getattr(a, "head", None))
     print(summary(PaletteNet.from_config(cfg), Discriminator.from_config(cfg), size=tuple(a.size)))
     return 0
 
@@ -222,6 +222,8 @@ def _scaling_parser(sub) -> None:
 
 def _model_parsers(sub) -> None:
     """``recolor``, ``export``, ``summary``: the commands that use or describe a model."""
+    from .model import HEADS
+
     rc = sub.add_parser("recolor", help="recolor a photo to a 6-colour palette")
     rc.add_argument("image", help="input photo (jpg, png, ...)")
     src = rc.add_mutually_exclusive_group(required=True)
@@ -249,6 +251,7 @@ def _model_parsers(sub) -> None:
     s = sub.add_parser("summary", help="parameters and GFLOPs of a preset's networks")
     s.add_argument("--preset", default="full", choices=PRESET_NAMES)
     s.add_argument("--size", type=int, nargs=2, default=[288, 432], metavar=("H", "W"))
+    s.add_argument("--head", choices=HEADS, help="RD's output (default the preset's: palette, ours)")
     s.set_defaults(fn=_summary)
 
 
@@ -272,6 +275,7 @@ def _eval_parsers(sub) -> None:
     b.add_argument("--head", nargs="*", choices=HEADS, help="train bench: the heads to time (default the "
                                                             "preset's; several: one after the other)")
     b.add_argument("--steps", type=int, help="train bench: timed steps per phase (default 20)")
+    b.add_argument("--checkpoint", help="recolor and widget benches: the model to time (default: the shipped one)")
     b.add_argument("--json", help="also write the numbers to this JSON file")
     b.set_defaults(fn=_bench)
 

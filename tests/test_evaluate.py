@@ -12,6 +12,7 @@ from pnlib.__main__ import main
 from pnlib.color import denormalize_lab, lab_to_rgb, rgb_to_lab
 from pnlib.data import load_pairs, split_pairs, validation_set
 from pnlib.metrics import mean_delta_e00
+from pnlib.config import SHIPPED
 from pnlib.model import PaletteNet
 from pnlib.palette import RANDOM_L
 from pnlib.palette import match_palette
@@ -19,10 +20,11 @@ from pnlib.palette import match_palette
 SIZE = (32, 48)
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=["direct", "palette"])
+def model(request):
+    """The paper's head and ours (the shipped model's)."""
     torch.manual_seed(0)
-    return PaletteNet(8).eval()
+    return PaletteNet(8, request.param).eval()
 
 
 @pytest.fixture(scope="module")
@@ -142,11 +144,14 @@ def test_cli_missing_data_folder_exits_2(tmp_path, model, capsys, save_model):
     assert str(tmp_path / "photos") in err and len(err.strip().splitlines()) == 1
 
 
-def test_cli_eval_prints_the_table_and_writes_json(tmp_path, model, capsys, save_model):
-    ck = save_model(model, tmp_path / "m.pt", step=50)
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped checkpoint (pnlib/checkpoints/palettenet.pt)")
+def test_cli_eval_of_the_shipped_model_prints_the_table_and_writes_json(tmp_path, capsys):
     out = tmp_path / "res" / "e.json"
-    assert main(["eval", "--checkpoint", str(ck), "--size", *map(str, SIZE), "--out", str(out)]) == 0
+    assert main(["eval", "--checkpoint", str(SHIPPED), "--size", *map(str, SIZE), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"checkpoint: {ck}" in printed and "| palettenet |" in printed and str(out) in printed
+    assert f"checkpoint: {SHIPPED} (preset 'quick', width 16, head palette, step 3600 of 3600)" in printed
+    assert "| palettenet |" in printed and str(out) in printed
     back = json.loads(out.read_text())
-    assert back["checkpoint"] == str(ck) and back["size"] == list(SIZE)
+    assert back["checkpoint"] == str(SHIPPED) and back["size"] == list(SIZE) and back["model"]["head"] == "palette"
+    a = back["protocol_a"]["methods"]
+    assert a["palettenet"]["mean_de00"] < a["identity"]["mean_de00"]   # a trained model beats doing nothing

@@ -26,10 +26,11 @@ PALETTE = "#264653,#2a9d8f,#e9c46a,#f4a261,#e76f51,#f1faee"
 MODERATE = "#7a6a5a,#a08070,#506070,#c0b0a0,#607050,#303030"
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=["direct", "palette"])
+def model(request):
+    """The paper's head and ours (the shipped model's)."""
     torch.manual_seed(0)
-    return PaletteNet(8).eval()
+    return PaletteNet(8, request.param).eval()
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,10 @@ def moderate_model():
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory, model, save_model):
-    return save_model(model, tmp_path_factory.mktemp("ckpt") / "model.pt")
+def ckpt(tmp_path_factory, save_model):
+    """A saved model with our head, as shipped, for the command-line tests."""
+    torch.manual_seed(0)
+    return save_model(PaletteNet(8, "palette").eval(), tmp_path_factory.mktemp("ckpt") / "model.pt")
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +61,8 @@ def photo():
 # load_model
 
 
-def test_load_model_reads_width_and_weights(ckpt, model):
-    G = I.load_model(ckpt, device="cpu")
+def test_load_model_reads_width_and_weights(tmp_path, save_model, model):
+    G = I.load_model(save_model(model, tmp_path / "model.pt"), device="cpu")
     assert isinstance(G, PaletteNet) and G.width == 8 and not G.training
     for k, v in model.state_dict().items():
         torch.testing.assert_close(G.state_dict()[k], v)
@@ -71,11 +74,11 @@ def _old_layout(path, G, cfg):
     return path
 
 
-def test_load_model_without_head_key_is_the_papers(tmp_path, model):
+def test_load_model_without_head_key_is_the_papers(tmp_path):
     """Checkpoints written before the head setting existed hold the paper's direct head."""
     cfg = get_config("ci")
     del cfg["head"]
-    assert I.load_model(_old_layout(tmp_path / "old.pt", model, cfg), device="cpu").head == "direct"
+    assert I.load_model(_old_layout(tmp_path / "old.pt", PaletteNet(8), cfg), device="cpu").head == "direct"
 
 
 @pytest.mark.parametrize("head", ["direct", "affine", "palette"])
@@ -157,9 +160,10 @@ def test_optimized_model_computes_the_same(model, photo):
     fast = I.optimize_for_inference(copy.deepcopy(model))
     assert fast.state_dict().keys() == model.state_dict().keys()
     x = normalize_lab(rgb_to_lab(I.load_image(photo)[None]))
-    P = I.palette_lab_norm(PALETTE)[None]
+    P_t, P_s = I.target_and_source(I.load_image(photo), PALETTE, model)
+    P_s = None if P_s is None else P_s[None]
     with torch.inference_mode():
-        torch.testing.assert_close(fast(x, P), model(x, P), atol=1e-4, rtol=0)
+        torch.testing.assert_close(fast(x, P_t[None], P_s), model(x, P_t[None], P_s), atol=1e-4, rtol=0)
     diff = np.abs(I.recolor(photo, PALETTE, model=fast).astype(int) - I.recolor(photo, PALETTE, model=model))
     assert diff.max() <= 1
 
@@ -245,8 +249,9 @@ def test_recolor_keeps_L_where_the_colour_is_in_gamut(model, photo):
     """Î_t = [I^L_s, Îab_t] (§2): wherever [L_s, Îab_t] is displayable, L survives up to 8-bit rounding."""
     out = I.recolor(photo, PALETTE, model=model)
     x = normalize_lab(rgb_to_lab(I.load_image(photo)[None].double())).float()
+    P_t, P_s = I.target_and_source(I.load_image(photo), PALETTE, model)   # what recolor gives the model
     with torch.inference_mode():
-        lab = denormalize_lab(model.recolor_any_size(x, I.palette_lab_norm(PALETTE)[None]).double())
+        lab = denormalize_lab(model.recolor_any_size(x, P_t[None], None if P_s is None else P_s[None]).double())
     raw = lab_to_rgb(torch.cat([rgb_to_lab(I.load_image(photo)[None].double())[:, :1], lab[:, 1:]], 1),
                      clip=False)[0]
     inside = ((raw >= 0) & (raw <= 1)).all(0)

@@ -58,7 +58,7 @@ PRESETS = {
         ckpt_every=150,        # a killed run loses at most 150 steps
         log_every=50,          # history rows for the loss plots
         compile=False,         # torch.compile is CUDA-only here (pnlib.train.train_loop)
-        lr=1e-3,               # ours: minutes of CPU, 11.0 against 11.6 held-out ΔE00 after 900 steps at 2e-4
+        lr=1e-3,               # ours: minutes of CPU; lower held-out ΔE00 than 2e-4 (README, "Where this differs")
         anticheat_steps=150,   # notebook 04's discriminator experiment: minutes on a CPU
         eval_size=(288, 432),  # notebook 06 at the paper's size (§4.1)
     ),
@@ -91,15 +91,15 @@ COMMON = dict(
     train_photos=0,            # 0: every training photo; n: the first n of them in a fixed hashed order,
                                # nested (the 6 are among the 12): the data-scaling experiment (pnlib.scaling)
     device="auto",             # CUDA, else Apple MPS, else CPU (resolve_device)
-    crop_scale=(0.25, 1.0),    # ours: random crops of 0.25-1 of the photo; 11.4 against 12.2 held-out
-                               # ΔE00 with 0.5-1 (quick, 900 steps): six training photos, not 1,561
-    jitter=0.3,                # ours: random saturation and gamma per crop (pnlib.data.PairSampler);
-                               # 11.7 against 12.2 without (quick, 900 steps)
-    head="palette",            # ours: RD also reads the photo's palette P_s and predicts soft weights over
-                               # its entries, each moving the ab plane by its own similarity transform
-                               # (pnlib.model.PaletteTransfer). Held-out hue shifts at 288×432: 2.3 ΔE00
-                               # against 5.3 for Chang et al.; "affine" (ours, A · I^ab_s + β) 9.5 and the
-                               # paper's "direct" 11.9 on the bundled pair (benchmarks/RESULTS.md)
+    crop_scale=(0.25, 1.0),    # ours: random crops of 0.25-1 of the photo: six training photos, not 1,561;
+                               # lower held-out ΔE00 than 0.5-1 (README, "Where this differs from the paper")
+    jitter=0.3,                # ours: random saturation and gamma per crop (pnlib.data.PairSampler); lower
+                               # held-out ΔE00 than none (README, "Where this differs from the paper")
+    head="palette",            # ours, what every preset trains: RD also reads the photo's palette P_s and
+                               # predicts soft weights over its entries, each moving the ab plane by its own
+                               # similarity transform (pnlib.model.PaletteTransfer). "affine" (ours, earlier)
+                               # and the paper's "direct" are one setting away; notebooks 03-04 train the
+                               # paper's. How the three compare: README, "Results", and benchmarks/RESULTS.md
 )
 
 

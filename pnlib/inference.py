@@ -166,8 +166,8 @@ def recolor(image, palette, model: PaletteNet | None = None, device="auto", matc
     P_s's by the least total ΔE00 (:func:`~pnlib.palette.match_palette`): each colour of the photo
     turns into the closest target colour still free. ``match=False`` keeps the order: colour i of
     ``palette`` replaces colour i of :func:`palette_of` (the photo's palette, largest share first), as
-    the palette sliders do. The paper's model (direct or affine head) reads the palette as given;
-    ``match`` does not apply to it.
+    the palette sliders do. A model without the palette head (the paper's direct head, or our affine
+    head) reads the palette as given; ``match`` does not apply to it.
     """
     return recolor_palettes(image, [palette], model, device, batch=1, match=match, work_size=work_size)[0]
 

@@ -43,7 +43,8 @@ def _scaling(a) -> int:
                                        batch=a.batch, width=a.width, device=a.device).items() if v is not None}
     pts = run_points(a.preset, a.photos, a.seeds, root, jobs=a.jobs, head=a.head, **overrides)
     for r in pts:
-        print(f"{r['head']:8s} photos {r['n_photos']:3d} seed {r['seed']}: held-out hue shifts {r['held_out']['hue_de00']:6.2f}"
+        print(f"{r['head']:8s} photos {r['n_photos']:3d} seed {r['seed']}: "
+              f"held-out hue shifts {r['held_out']['hue_de00']:6.2f}"
               f"  train {r['train']['hue_de00']:6.2f}  own palette {r['held_out']['own_de00']:6.2f}"
               f"  stray edges {100 * r['held_out']['stray_edges']:5.1f} %")
     print(f"wrote {len(pts)} points under {root}")
@@ -263,7 +264,8 @@ def _eval_parsers(sub) -> None:
     ev.add_argument("--checkpoint", help="model checkpoint (default: runs/quick/checkpoint.pt, else the shipped one)")
     ev.add_argument("--data", default="bundled", help="'bundled' (default), a folder of photos, or several "
                                                        "joined by commas (bundled,DIR,DIR)")
-    ev.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="evaluation size (default 288 432, the paper's)")
+    ev.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                    help="evaluation size (default 288 432, the paper's)")
     ev.add_argument("--out", help="JSON file for the numbers (default runs/eval/<checkpoint>.json)")
     ev.set_defaults(fn=_eval)
 

@@ -89,7 +89,8 @@ def bench_hue_shift(size=(288, 432), threads: int = 2, repeat: int = 5) -> dict:
     """18 hue shifts (eq. 10, 0°..340°) of one photo: pnlib's batched torch vs a scikit-image loop
     (medians of ``repeat`` runs of each loop, ``2 * repeat`` of pnlib's)."""
     import numpy as np
-    from skimage import color as skc, data, transform
+    from skimage import color as skc
+    from skimage import data, transform
 
     from .color import hue_shift
 
@@ -151,7 +152,8 @@ def main(args) -> int:
         if name not in what:
             continue
         if name == "train":
-            results[name] = [bench_train(getattr(args, "preset", None), head=h, steps=getattr(args, "steps", None) or 20)
+            steps = getattr(args, "steps", None) or 20
+            results[name] = [bench_train(getattr(args, "preset", None), head=h, steps=steps)
                              for h in (getattr(args, "head", None) or [None])]
         elif name in ("recolor", "widget"):
             results[name] = bench(checkpoint=checkpoint)

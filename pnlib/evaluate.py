@@ -18,8 +18,17 @@ from .config import RUNS_DIR, SHIPPED, Stopwatch, default_out, torch_threads
 from .data import load_split, validation_set  # noqa: F401 - validation_set: part of this module's API
 from .inference import load_model
 from .palette import match_palette, parse_palette, random_palettes  # noqa: F401 - this module's API too
-from .protocols import (ADHERENCE_PIXELS, EXTREME_PALETTES, METHODS_A, METHODS_B, extreme_palettes,  # noqa: F401
-                        protocol_a, protocol_b, protocol_b_targets, protocol_own)
+from .protocols import (  # noqa: F401
+    ADHERENCE_PIXELS,
+    EXTREME_PALETTES,
+    METHODS_A,
+    METHODS_B,
+    extreme_palettes,
+    protocol_a,
+    protocol_b,
+    protocol_b_targets,
+    protocol_own,
+)
 
 __all__ = ["DEFAULT_SIZE", "METHODS_A", "METHODS_B", "EXTREME_PALETTES", "evaluate", "extreme_palettes",
            "random_palettes", "match_palette", "to_markdown", "save_json", "comparison_figure",
@@ -173,7 +182,7 @@ def comparison_figure(results: dict, rows=None, size: float = 2.4):
                              gridspec_kw={"width_ratios": ratios}, squeeze=False)
     heads = ["(a) source", "(b) P_s", "(c) P_t", "(d) Chang et al.", "(e) PaletteNet", "(f) ground truth"]
     for r, (proto, i) in enumerate(rows):
-        for c, (ax, (img, title)) in enumerate(zip(axes[r], _figure_cells(results, proto, i))):
+        for c, (ax, (img, title)) in enumerate(zip(axes[r], _figure_cells(results, proto, i), strict=True)):
             ax.axis("off")
             if img is not None:
                 ax.imshow(img, aspect="auto")

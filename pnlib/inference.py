@@ -32,12 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import generator_from_state, read_checkpoint
-from .correspondence import ab_scale_offset, affine_to_raw
 from .color import lab_to_uint8, normalize_lab, rgb_to_lab, uint8_to_lab
 from .config import SHIPPED, resolve_device
-from .photos import MAX_SIDE, load_image, load_pixels  # noqa: F401 - load_image: this module's API too
+from .correspondence import ab_scale_offset, affine_to_raw
 from .model import PaletteNet, crop_to, input_memory_format, pad_to_multiple
 from .palette import extract_palette, match_palette, palette_lab_norm, parse_palette
+from .photos import MAX_SIDE, load_image, load_pixels  # noqa: F401 - load_image: this module's API too
 
 _HOW_TO_MAKE = ("make one with `python -m pnlib train` (runs/quick/) and then "
                 "`python -m pnlib export runs/quick/checkpoint.pt pnlib/checkpoints/palettenet.pt`, "

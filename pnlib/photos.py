@@ -53,7 +53,7 @@ def bundled_photos() -> list[tuple[str, np.ndarray]]:
     out = [(n, getattr(skd, n)()) for n in ("astronaut", "chelsea", "coffee", "rocket")]
     out.append(("stereo_motorcycle", skd.stereo_motorcycle()[0]))
     sk = load_sample_images()
-    for fname, img in zip(sk.filenames, sk.images):
+    for fname, img in zip(sk.filenames, sk.images, strict=True):
         out.append((Path(fname).stem, img))
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         out.append(("grace_hopper", np.asarray(Image.open(f).convert("RGB"))))

@@ -224,8 +224,8 @@ def _adherence(images, P) -> tuple[list, list]:
     """Palette adherence of each RGB output to its target in ``P`` (= palette_adherence, the output's
     palette extracted once), and the same at equal lightness."""
     shown = [extract_palette(rgb, max_pixels=ADHERENCE_PIXELS) for rgb in images]
-    return ([palette_distance(e, p) for e, p in zip(shown, P)],
-            [palette_distance(e, p, equal_lightness=True) for e, p in zip(shown, P)])
+    return ([palette_distance(e, p) for e, p in zip(shown, P, strict=True)],
+            [palette_distance(e, p, equal_lightness=True) for e, p in zip(shown, P, strict=True)])
 
 
 def _score_b(rgb_out: dict, P: torch.Tensor, src_lab: torch.Tensor, seconds: dict, progress: bool) -> dict:
@@ -300,7 +300,7 @@ def protocol_own(model: PaletteNet, val: dict, progress: bool = False) -> dict:
     own = torch.stack([extract_palette(x) for x in src_rgb])               # (V, 6, 3) RGB
     own_norm = palette_lab_norm(own)
     out = {"identity": src_lab,
-           "chang": rgb_to_lab(torch.stack([chang_recolor(x, p, p) for x, p in zip(src_rgb, own)])),
+           "chang": rgb_to_lab(torch.stack([chang_recolor(x, p, p) for x, p in zip(src_rgb, own, strict=True)])),
            "palettenet": _palettenet(model, normalize_lab(src_lab).clamp(-1, 1), own_norm, own_norm)}
     methods = {}
     for name in METHODS_B:

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from .color import denormalize_lab
-from .config import RUNS_DIR, get_config
+from .config import get_config
 from .data import load_split, nested_subset, validation_set
 from .metrics import display_lab, luminance_error, per_image_delta_e00, stray_edges
 from .model import recolor_batched

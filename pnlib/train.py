@@ -24,8 +24,17 @@ from pathlib import Path
 import torch
 
 from . import losses as Ls
-from .checkpoint import (CheckpointMismatch, atomic_save, atomic_write_text, check_matches, checkpoint_path,
-                         checkpoint_state, generator_from_state, phase1_path, read_checkpoint)
+from .checkpoint import (
+    CheckpointMismatch,
+    atomic_save,
+    atomic_write_text,
+    check_matches,
+    checkpoint_path,
+    checkpoint_state,
+    generator_from_state,
+    phase1_path,
+    read_checkpoint,
+)
 from .color import denormalize_lab
 from .config import Stopwatch, default_out, get_config, resolve_device
 from .data import PairSampler, load_split, nested_subset, validation_set
@@ -324,7 +333,8 @@ def check_ranks_in_sync(run: Run) -> None:
     import torch.distributed as dist
 
     params = list(run.G.parameters()) + list(run.D.parameters())
-    mine = torch.stack([p.detach().double().sum() for p in params] + [p.detach().double().square().sum() for p in params])
+    mine = torch.stack([p.detach().double().sum() for p in params]
+                       + [p.detach().double().square().sum() for p in params])
     everyone = [torch.empty_like(mine) for _ in range(run.world)]
     dist.all_gather(everyone, mine)
     for r, theirs in enumerate(everyone):

@@ -215,18 +215,21 @@ def two_phase_diagram():
          "Adam on FE + RD: minimise $L_E$ (paper: until it converges; pnlib: steps1 steps)"),
         ("Phase 2 (§3.2): FE frozen; RD and D trained against each other",
          {**common, "FE": (2.4, 3.6, "FE\n(frozen)", "off"),
-          "out": (6.6, 3.6, "$\\hat I_t = [I^L_s, \\hat I^{ab}_t]$", "data"), "LE": (9.0, 3.6, "$L_E$, eq. (3)", "loss"),
+          "out": (6.6, 3.6, "$\\hat I_t = [I^L_s, \\hat I^{ab}_t]$", "data"),
+          "LE": (9.0, 3.6, "$L_E$, eq. (3)", "loss"),
           "Io": (3.2, 1.3, "$(I_o, P_o)$ from $D_{orig}$,\nand $P_t$", "data"), "D": (6.6, 1.3, "D\n(trained)", "D"),
           "LD": (9.0, 2.0, "$L_D$, eq. (7)", "loss"), "LA": (9.0, 0.6, "$L_{Adv}$, eq. (8)", "loss")},
          [("I_s", "FE"), ("FE", "RD"), ("P_t", "RD"), ("RD", "out"), ("out", "LE"), ("It", "LE"),
           ("out", "D"), ("Io", "D"), ("D", "LD"), ("D", "LA")],
-         "every step: Adam on D with $L_D$, then Adam on RD with $L_G = \\lambda L_E + L_{Adv}$ (eq. 9), $\\lambda$ = 10"),
+         "every step: Adam on D with $L_D$, then Adam on RD with $L_G = \\lambda L_E + L_{Adv}$ (eq. 9), "
+         "$\\lambda$ = 10"),
     ]
-    for ax, (title, nodes, edges, caption) in zip(axes, phases):
+    for ax, (title, nodes, edges, caption) in zip(axes, phases, strict=True):
         box = {}
         for name, (x, y, label, kind) in nodes.items():
             box[name] = ax.text(x, y, label, ha="center", va="center", fontsize=11,
-                                bbox=dict(boxstyle="round,pad=0.45", fc=c[kind], ec="black" if kind != "data" else "none"))
+                                bbox=dict(boxstyle="round,pad=0.45", fc=c[kind],
+                                          ec="black" if kind != "data" else "none"))
         for a, b in edges:
             ax.annotate("", xy=nodes[b][:2], xytext=nodes[a][:2], arrowprops=dict(
                 arrowstyle="-|>", color="black", lw=1.2, shrinkA=0, shrinkB=0,
@@ -249,7 +252,7 @@ def plot_history(history: list, ax=None):
     for key, label in (("loss_e", "L_E (eq. 3)"), ("loss_d", "L_D (eq. 7)"), ("loss_adv", "L_Adv (eq. 8)")):
         pts = [(r["step"], r[key]) for r in history if key in r]
         if pts:
-            ax[0].plot(*zip(*pts), label=label)
+            ax[0].plot(*zip(*pts, strict=True), label=label)
     ax[0].set_yscale("log")
     ax[0].set_xlabel("step (one Adam update)")
     adv = any("loss_d" in r for r in history)
@@ -258,7 +261,7 @@ def plot_history(history: list, ax=None):
     ax[0].legend()
     val = [(r["step"], r["val_de00"], r["identity_de00"]) for r in history if "val_de00" in r]
     if val:
-        s, v, idn = zip(*val)
+        s, v, idn = zip(*val, strict=True)
         ax[1].plot(s, v, "o-", label="PaletteNet")
         ax[1].plot(s, idn, "--", color="gray", label="identity (unchanged source)")
         ax[1].legend()
@@ -344,7 +347,7 @@ def plot_anticheat(runs: dict, axes=None):
     list of row lists, one per seed, from :func:`pnlib.train.anticheat_experiment`."""
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
-    for ax, flag in zip(axes, (False, True)):
+    for ax, flag in zip(axes, (False, True), strict=True):
         seeds = runs[flag]
         steps = [r["step"] for r in seeds[0]]
         for name in ("Io_Po", "Ihat_Pt", "Io_Pt", "Io_Pother"):

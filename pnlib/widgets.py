@@ -299,7 +299,7 @@ def _quantise(palette) -> torch.Tensor:
 def _swatch_html(palette: torch.Tensor) -> str:
     """The target palette P_t as six labelled colour boxes."""
     cells = []
-    for hx, rgb in zip(format_palette(palette), palette.tolist()):
+    for hx, rgb in zip(format_palette(palette), palette.tolist(), strict=True):
         ink = "#000" if 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] > 0.5 else "#fff"
         cells.append(f"<div style='background:{hx};color:{ink};width:70px;height:34px;display:flex;"
                      f"align-items:center;justify-content:center;font:11px monospace'>{hx}</div>")

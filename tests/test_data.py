@@ -87,7 +87,7 @@ def test_no_validation_image_reaches_training(split):
     sampler = D.PairSampler(train, size=SIZE, batch_size=8, seed=1)
     val_names, train_names = {p.name for p in val}, {p.name for p in train}
     seen = set()
-    for _, batch in zip(range(40), sampler):
+    for _, batch in zip(range(40), sampler, strict=False):
         for key in ("j", "o"):
             seen |= {sampler.names[i] for i in batch[key]}
     assert seen <= train_names and not seen & val_names
@@ -374,7 +374,7 @@ def test_palette_cache(tmp_path, monkeypatch):
     assert len(calls) == 3 and len(list(cache.glob("*.json"))) == 3
     second = D.load_pairs(tmp_path, cache_dir=cache)
     assert len(calls) == 3  # read back, not recomputed
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert torch.equal(a.palette, b.palette)
     Image.fromarray(_noise(seed=99)).save(tmp_path / "p1.png")  # change one image
     D.load_pairs(tmp_path, cache_dir=cache)

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 from skimage import data, transform
 
+from pnlib import checkpoint as CK
 from pnlib import inference as I
 from pnlib.__main__ import main
 from pnlib.bench import bench_recolor
-from pnlib import checkpoint as CK
 from pnlib.checkpoint import CheckpointMismatch
 from pnlib.color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab
 from pnlib.config import get_config
@@ -121,7 +121,8 @@ def test_load_model_affine_and_head_mismatch(tmp_path, save_model):
     aff = PaletteNet(8, "affine").eval()
     G = I.load_model(save_model(aff, tmp_path / "aff.pt"), device="cpu")
     assert G.head == "affine"
-    wrong = CK.checkpoint_state({"width": 8, "head": "direct"}, aff.state_dict(), get_config("ci", head="direct"), 0, [])
+    wrong = CK.checkpoint_state({"width": 8, "head": "direct"}, aff.state_dict(), get_config("ci", head="direct"),
+                                0, [])
     CK.atomic_save(wrong, tmp_path / "bad.pt")
     with pytest.raises(CheckpointMismatch, match="do not fit PaletteNet"):
         I.load_model(tmp_path / "bad.pt", device="cpu")

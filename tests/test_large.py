@@ -111,8 +111,8 @@ def test_recolor_palettes_at_a_working_size_equals_recolor():
 
 
 def test_cli_writes_jpeg_at_quality_95_and_takes_work_size(tmp_path, monkeypatch):
-    from pnlib.__main__ import main
     import pnlib.inference
+    from pnlib.__main__ import main
 
     Image.fromarray(_photo(90, 130)).save(tmp_path / "in.png")
     G = _palette_model()

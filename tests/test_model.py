@@ -4,8 +4,17 @@ import torch
 from torch import nn
 
 from pnlib.losses import adversarial_loss, e_loss, generator_loss
-from pnlib.model import (HEADS, Discriminator, PaletteNet, apply_affine, count_parameters, crop_to,
-                         pad_to_multiple, summary, tile_palette)
+from pnlib.model import (
+    HEADS,
+    Discriminator,
+    PaletteNet,
+    apply_affine,
+    count_parameters,
+    crop_to,
+    pad_to_multiple,
+    summary,
+    tile_palette,
+)
 
 torch.manual_seed(0)
 
@@ -31,7 +40,7 @@ def test_shapes(n, h, w, width, head):
         ab = G(I_s, P_t, P_s)
         logits = D(G.recolor_lab(I_s, P_t, P_s), P_t)
     # eq. (1): c1 is the deepest (8w at H/16), c4 the shallowest (w at H/2)
-    for ci, ch, k in zip(c, (8, 4, 2, 1), (16, 8, 4, 2)):
+    for ci, ch, k in zip(c, (8, 4, 2, 1), (16, 8, 4, 2), strict=True):
         assert ci.shape == (n, ch * width, h // k, w // k)
     assert ab.shape == (n, 2, h, w)
     if head == "direct":

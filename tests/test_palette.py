@@ -49,7 +49,7 @@ def test_parse_errors_name_the_problem(bad, msg):
 def _six_regions():
     cols = parse_palette(SIX)
     sizes = [30, 25, 20, 12, 8, 5]  # columns per colour: a known order by area
-    img = torch.cat([c[:, None, None].expand(3, 24, w) for c, w in zip(cols, sizes)], dim=2)
+    img = torch.cat([c[:, None, None].expand(3, 24, w) for c, w in zip(cols, sizes, strict=True)], dim=2)
     return img, cols
 
 

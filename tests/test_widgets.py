@@ -34,8 +34,9 @@ def _lab_norm(p):
 
 
 def test_builds_with_extracted_palette_and_full_resolution_result(w):
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     assert isinstance(w, ipywidgets.VBox)
     assert len(w.pickers) == 6 and len(w.sliders) == 6 and set(w.sliders[0]) == {"L", "C", "h"}
@@ -160,8 +161,9 @@ def test_bench_widget_prints_its_line(capsys):
 def test_affine_head_applies_the_transform_at_full_resolution(photo):
     """Affine head: A, β are upsampled and applied to the full-size chroma. An untrained one is the
     identity, so the widget must give back the photo itself, sharp, although RD ran at 21×32."""
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     torch.manual_seed(0)
     w = PaletteControl(image=photo, model=PaletteNet(8, "affine").eval(), preview=32)

@@ -88,13 +88,14 @@ def main():
     run2 = build_run(cfg2, Path(tempfile.mkdtemp()))
     b2 = run2.sampler.sample(with_o=False)
     say(f"batch {cfg2['batch']}, same batch: {rate(run2, lambda: b2):.0f} img/s")
-    del run2, b2
+    del run2
     if a.compile:
         t0 = time.perf_counter()
         run.G.encoder.compile()
         run.G.decoder.compile()
         r = rate(run, lambda: b, steps=10, warmup=2)
-        say(f"torch.compile (FE, RD), same batch: {r:.0f} img/s (compile + 12 steps took {time.perf_counter() - t0:.0f} s)")
+        say(f"torch.compile (FE, RD), same batch: {r:.0f} img/s "
+            f"(compile + 12 steps took {time.perf_counter() - t0:.0f} s)")
     Path(a.out).mkdir(parents=True, exist_ok=True)
     (Path(a.out) / "profile.txt").write_text("\n".join(lines) + "\n")
 

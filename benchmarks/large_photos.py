@@ -126,7 +126,8 @@ def main() -> None:
         files = sorted(Path(a.photos).iterdir(), key=lambda f: -np.prod(Image.open(f).size))[:a.largest]
         for i, f in enumerate(files):
             img = np.asarray(Image.open(f).convert("RGB"))
-            other = torch.from_numpy(np.asarray(Image.open(files[(i + 1) % len(files)]).convert("RGB").reduce(8)).copy())
+            nxt = Image.open(files[(i + 1) % len(files)]).convert("RGB").reduce(8)
+            other = torch.from_numpy(np.asarray(nxt).copy())
             work, full = run_one(f.name, img, other.permute(2, 0, 1).float() / 255, model, rows, a.work_size)
             if i == 0:
                 fig = (img, work, full)

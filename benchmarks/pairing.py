@@ -109,7 +109,7 @@ class _Outputs:
             n = len(todo)
             out = _palettenet(self.model, self.I_s.expand(n, -1, -1, -1), pal.palette_lab_norm(torch.stack(todo)),
                               self.P_s[None].expand(n, -1, -1))
-            for t, o in zip(todo, out):
+            for t, o in zip(todo, out, strict=True):
                 self.cache[t.numpy().tobytes()] = o
         return [self.cache[t.numpy().tobytes()] for t in targets]
 
@@ -207,7 +207,8 @@ def main(argv=None):
     ap.add_argument("--photos", choices=("held-out", "train"), default="held-out",
                     help="measure on the held-out photos (the report) or on the training photos (choosing settings)")
     ap.add_argument("--data", default=None,
-                    help="photo sources (default: bundled, plus ~/pn-photos/{lomiri,lxqt,palapeli,tuxpaint} when present)")
+                    help="photo sources (default: bundled, plus ~/pn-photos/{lomiri,lxqt,palapeli,tuxpaint} "
+                         "when present)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     data = args.data or ",".join(["bundled"] + [str(d) for d in MORE if d.is_dir()])
@@ -226,7 +227,8 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     errs = hue_shift_errors(model, val, size)
-    print(f"## Hue shifts: target = hue_shift(P_s, t) shuffled, ΔE00 to hue_shift(photo, t) ↓  ({time.perf_counter() - t0:.0f} s)\n")
+    print("## Hue shifts: target = hue_shift(P_s, t) shuffled, ΔE00 to hue_shift(photo, t) ↓  "
+          f"({time.perf_counter() - t0:.0f} s)\n")
     print("| pairing | " + " | ".join(f"{name}: all t | t = 140-280°" for name, _ in sets) + " |")
     print("|---|" + "---:|---:|" * len(sets))
     far = [k for k, t in enumerate(SHIFTS) if 140 <= t <= 280]
@@ -274,7 +276,8 @@ def main(argv=None):
     T = _shuffle(_turned(P, 200), 0)
     print(f"\n({time.perf_counter() - t0:.0f} s) match_palette per call: "
           f"{_time_ms(lambda: pal.match_palette(P, T)):.1f} ms with the turn search, "
-          f"{_time_ms(lambda: pal.match_palette(P, T, rotation=False)):.1f} ms without; ROTATION_GATE = {pal.ROTATION_GATE}")
+          f"{_time_ms(lambda: pal.match_palette(P, T, rotation=False)):.1f} ms without; "
+          f"ROTATION_GATE = {pal.ROTATION_GATE}")
 
 
 if __name__ == "__main__":

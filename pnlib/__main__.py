@@ -43,7 +43,8 @@ def _scaling(a) -> int:
                                        batch=a.batch, width=a.width, device=a.device).items() if v is not None}
     pts = run_points(a.preset, a.photos, a.seeds, root, jobs=a.jobs, head=a.head, eval_size=a.eval_size, **overrides)
     for r in pts:
-        print(f"{r['head']:8s} photos {r['n_photos']:3d} seed {r['seed']}: held-out hue shifts {r['held_out']['hue_de00']:6.2f}"
+        print(f"{r['head']:8s} photos {r['n_photos']:3d} seed {r['seed']}: "
+              f"held-out hue shifts {r['held_out']['hue_de00']:6.2f}"
               f"  train {r['train']['hue_de00']:6.2f}  own palette {r['held_out']['own_de00']:6.2f}"
               f"  stray edges {100 * r['held_out']['stray_edges']:5.1f} %")
     print(f"wrote {len(pts)} points under {root}")
@@ -115,7 +116,7 @@ def _summary(a) -> int:
     from .config import get_config
     from .model import Discriminator, PaletteNet, summary
 
-    cfg = get_config(a.preset)
+    cfg = get_config(a.preset, head=getattr(a, "head", None))
     print(summary(PaletteNet.from_config(cfg), Discriminator.from_config(cfg), size=tuple(a.size)))
     return 0
 
@@ -130,9 +131,7 @@ def _eval(a) -> int:
     from .config import arch_value
     from .data import data_sources
     from .evaluate import DEFAULT_SIZE, default_checkpoint, evaluate, json_path, save_json, to_markdown
-    from .inference import load_model
-
-    from .inference import shipped_path
+    from .inference import load_model, shipped_path
 
     if getattr(a, "model", None) and a.checkpoint:
         raise ValueError("give --checkpoint or --model, not both")
@@ -171,7 +170,7 @@ def _bench(a) -> int:
 
 
 def _training_parsers(sub) -> None:
-    """``run-notebooks`` and ``train``: the commands that take a preset."""
+    """``run-notebooks`` and ``train``: the commands that take a preset (``scaling`` too: its own function)."""
     from .model import HEADS
 
     r = sub.add_parser("run-notebooks", help="run every notebook headless (papermill) on a preset")
@@ -204,6 +203,11 @@ def _training_parsers(sub) -> None:
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=_train)
 
+
+def _scaling_parser(sub) -> None:
+    """``scaling``: many training runs, on nested subsets of the training photos."""
+    from .model import HEADS
+
     sc = sub.add_parser("scaling", help="the data-scaling experiment: train on nested subsets of the "
                                         "training photos, score each run on the same held-out photos")
     sc.add_argument("--preset", default="quick", choices=PRESET_NAMES)
@@ -227,7 +231,7 @@ def _training_parsers(sub) -> None:
 
 
 def _model_parsers(sub) -> None:
-    """``recolor``, ``export``, ``summary``, ``eval``, ``bench``: the commands that use a model."""
+    """``recolor``, ``export``, ``summary``: the commands that use or describe a model."""
     from .model import HEADS
 
     rc = sub.add_parser("recolor", help="recolor a photo to a 6-colour palette")
@@ -259,14 +263,21 @@ def _model_parsers(sub) -> None:
     s = sub.add_parser("summary", help="parameters and GFLOPs of a preset's networks")
     s.add_argument("--preset", default="full", choices=PRESET_NAMES)
     s.add_argument("--size", type=int, nargs=2, default=[288, 432], metavar=("H", "W"))
+    s.add_argument("--head", choices=HEADS, help="RD's output (default the preset's: palette, ours)")
     s.set_defaults(fn=_summary)
+
+
+def _eval_parsers(sub) -> None:
+    """``eval`` and ``bench``: the commands that measure a model."""
+    from .model import HEADS
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint against Chang et al. 2015 (protocols A and B)")
     ev.add_argument("--checkpoint", help="model checkpoint (default: runs/quick/checkpoint.pt, else the shipped one)")
     ev.add_argument("--model", choices=("ours", "paper"), help="a shipped model instead of --checkpoint")
     ev.add_argument("--data", default="bundled", help="'bundled' (default), a folder of photos, or several "
                                                        "joined by commas (bundled,DIR,DIR)")
-    ev.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="evaluation size (default 288 432, the paper's)")
+    ev.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                    help="evaluation size (default 288 432, the paper's)")
     ev.add_argument("--out", help="JSON file for the numbers (default runs/eval/<checkpoint>.json)")
     ev.set_defaults(fn=_eval)
 
@@ -278,6 +289,7 @@ def _model_parsers(sub) -> None:
     b.add_argument("--head", nargs="*", choices=HEADS, help="train bench: the heads to time (default the "
                                                             "preset's; several: one after the other)")
     b.add_argument("--steps", type=int, help="train bench: timed steps per phase (default 20)")
+    b.add_argument("--checkpoint", help="recolor and widget benches: the model to time (default: the shipped one)")
     b.add_argument("--json", help="also write the numbers to this JSON file")
     b.set_defaults(fn=_bench)
 
@@ -286,7 +298,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pnlib", description="PaletteNet teaching repository")
     sub = p.add_subparsers(dest="cmd", required=True)
     _training_parsers(sub)
+    _scaling_parser(sub)
     _model_parsers(sub)
+    _eval_parsers(sub)
     a = p.parse_args(argv)
     try:
         return a.fn(a)

@@ -12,7 +12,6 @@ it recolours with one global colour transfer function, blind to where a pixel is
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 

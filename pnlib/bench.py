@@ -1,8 +1,11 @@
 """Benchmarks that print numbers (`python -m pnlib bench`). Speed targets are shown here, never by timed tests.
 
-Every benchmark times with :func:`timeit` (median of repeats after a warm-up), runs with a fixed number
-of torch threads (:func:`pnlib.config.torch_threads`, restored afterwards) and prints :func:`busy_note`
-beside its number when other processes compete for the CPU. The top layer: it imports what it times.
+Every benchmark times with :func:`timeit` (median of repeats after a warm-up, each timed by
+:class:`pnlib.config.Stopwatch`), runs with a fixed number of torch threads
+(:func:`pnlib.config.torch_threads`, restored afterwards) and prints :func:`busy_note` beside its number
+when other processes compete for the CPU. Each takes its sizes and repeat counts as arguments (the tests
+run them small), and those that time a model take any checkpoint (``checkpoint``; default the shipped
+one), so every head can be timed. The top layer: it imports what it times.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from .config import SHIPPED, torch_threads
+from .config import SHIPPED, Stopwatch, torch_threads
 
 
 def timeit(fn, repeat: int = 5, warmup: int = 1, sync=None) -> float:
@@ -25,17 +28,10 @@ def timeit(fn, repeat: int = 5, warmup: int = 1, sync=None) -> float:
         fn()
     times = []
     for _ in range(repeat):
-        _sync(sync)
-        t0 = time.perf_counter()
-        fn()
-        _sync(sync)
-        times.append(time.perf_counter() - t0)
+        with Stopwatch(sync) as t:
+            fn()
+        times.append(t.s)
     return statistics.median(times)
-
-
-def _sync(device):
-    if device is not None and torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
 
 
 def busy_note() -> str:
@@ -71,22 +67,30 @@ def bench_photo(size=(288, 432)) -> np.ndarray:
     return (a * 255).round().astype(np.uint8)
 
 
-def bench_model(width: int = 16):
-    """The model the benchmarks time: the shipped one on the CPU, else a fresh PaletteNet(width)."""
+def bench_model(checkpoint=None):
+    """The model the benchmarks time, on the CPU, and a line naming it: ``checkpoint`` (any pnlib
+    checkpoint, any head), else the shipped one, else a fresh network of the `quick` preset (ours, the
+    palette head, as shipped: speed does not depend on the weights)."""
+    from .config import get_config
     from .inference import load_model, optimize_for_inference
     from .model import PaletteNet
 
-    if SHIPPED.is_file():
-        return load_model(SHIPPED, "cpu"), f"shipped checkpoint {SHIPPED.name}"
+    path = checkpoint if checkpoint is not None else SHIPPED if SHIPPED.is_file() else None
+    if path is not None:
+        model = load_model(path, "cpu")
+        return model, f"checkpoint {os.path.basename(str(path))} ({model.head} head, width {model.width})"
     torch.manual_seed(0)
-    model = optimize_for_inference(PaletteNet(width).eval())
-    return model, f"a fresh PaletteNet({width}) (no shipped checkpoint yet; speed does not depend on the weights)"
+    model = optimize_for_inference(PaletteNet.from_config(get_config("quick")).eval())
+    return model, (f"a fresh PaletteNet({model.width}, {model.head!r}) (no shipped checkpoint; speed does not "
+                   "depend on the weights)")
 
 
-def bench_hue_shift(size=(288, 432), threads: int = 2) -> dict:
-    """18 hue shifts (eq. 10, 0°..340°) of one photo: pnlib's batched torch vs a scikit-image loop."""
+def bench_hue_shift(size=(288, 432), threads: int = 2, repeat: int = 5) -> dict:
+    """18 hue shifts (eq. 10, 0°..340°) of one photo: pnlib's batched torch vs a scikit-image loop
+    (medians of ``repeat`` runs of each loop, ``2 * repeat`` of pnlib's)."""
     import numpy as np
-    from skimage import color as skc, data, transform
+    from skimage import color as skc
+    from skimage import data, transform
 
     from .color import hue_shift
 
@@ -116,7 +120,8 @@ def bench_hue_shift(size=(288, 432), threads: int = 2) -> dict:
             np.concatenate([L, skc.rgb2lab(skc.hsv2rgb(h))[..., 1:]], -1)
 
     with torch_threads(threads):
-        t_ours, t_sk, t_hoist = timeit(ours, 10, warmup=2), timeit(skimage_loop, 5), timeit(skimage_hoisted, 5)
+        t_ours, t_sk = timeit(ours, 2 * repeat, warmup=2), timeit(skimage_loop, repeat)
+        t_hoist = timeit(skimage_hoisted, repeat)
     print(f"hue_shift x18 at {size[0]}x{size[1]} ({threads} threads): pnlib {t_ours:.3f} s; skimage loop of "
           f"eq. (10) {t_sk:.3f} s: {t_sk / t_ours:.1f}x (target >= 5x); skimage loop with L and HSV "
           f"hoisted {t_hoist:.3f} s: {t_hoist / t_ours:.1f}x")
@@ -124,7 +129,11 @@ def bench_hue_shift(size=(288, 432), threads: int = 2) -> dict:
 
 
 def main(args) -> int:
-    """`python -m pnlib bench [what ...] [--train]`."""
+    """`python -m pnlib bench [what ...] [--train] [--checkpoint C] [--preset P --head H ... --steps N]`.
+
+    ``--checkpoint``: the model that ``recolor`` and ``widget`` time (default the shipped one);
+    ``--preset``, ``--head``, ``--steps``: what ``train`` times.
+    """
     benches = {"color": bench_hue_shift, "sampler": bench_sampler, "chang": bench_chang,
                "recolor": bench_recolor, "widget": bench_widget, "train": bench_train}
     unknown = set(args.what) - set(benches)
@@ -133,13 +142,21 @@ def main(args) -> int:
     what = set(args.what) or set(benches) - {"train"}
     if args.train:
         what.add("train")
+    checkpoint = getattr(args, "checkpoint", None)
+    if checkpoint is not None:
+        if not what & {"recolor", "widget"}:
+            raise ValueError("--checkpoint chooses the model of the recolor and widget benchmarks; ask for one")
+        bench_model(checkpoint)  # a missing or foreign file: a clear error before any timing
     results = {}
     for name, bench in benches.items():  # in this order, whatever the order asked
         if name not in what:
             continue
         if name == "train":
-            results[name] = [bench_train(getattr(args, "preset", None), head=h, steps=getattr(args, "steps", None) or 20)
+            steps = getattr(args, "steps", None) or 20
+            results[name] = [bench_train(getattr(args, "preset", None), head=h, steps=steps)
                              for h in (getattr(args, "head", None) or [None])]
+        elif name in ("recolor", "widget"):
+            results[name] = bench(checkpoint=checkpoint)
         else:
             results[name] = bench()
     if getattr(args, "json", None):
@@ -159,53 +176,64 @@ def matmul_peak_tflops(device, n: int | None = None, repeat: int = 10) -> float:
     return 2 * n ** 3 / timeit(lambda: a @ b, repeat, sync=device) / 1e12
 
 
-def bench_train(preset: str | None = None, steps: int = 20, warmup: int = 3, **overrides) -> dict:
+def bench_train(preset: str | None = None, steps: int = 20, warmup: int = 3, peak_n: int | None = None,
+                **overrides) -> dict:
     """Training throughput of both phases, inference throughput, sampler share and share of matmul peak.
 
-    Uses the `full` preset (288×432) on a GPU and `quick` on a CPU unless ``preset`` is given. The
-    phase-1 FLOPs per image are 3× the forward pass (forward + backward ≈ 2× forward).
+    Uses the `full` preset (288×432) on a GPU and `quick` on a CPU unless ``preset`` is given;
+    ``overrides``: settings of the preset (``head=...``). The phase-1 FLOPs per image are 3× the forward
+    pass (forward + backward ≈ 2× forward). ``peak_n``: the side of the matmul that measures the peak
+    (default :func:`matmul_peak_tflops`'s).
     """
     import tempfile
-    from pathlib import Path
 
     from .config import get_config
-    from .model import _gflops
-    from .train import _autocast, build_run, enable_tf32, freeze_encoder, phase1_step, phase2_step
+    from .train import build_run
 
     device_probe = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     preset = preset or ("full" if device_probe.type == "cuda" else "quick")
     cfg = get_config(preset, **overrides)
-    run = build_run(cfg, Path(tempfile.mkdtemp(prefix="pnlib-bench-")))
-    dev, B = run.device, cfg["batch"]
+    with tempfile.TemporaryDirectory(prefix="pnlib-bench-") as out:   # the run folder: nothing is saved
+        run = build_run(cfg, out)
+        t = _train_timings(run, steps, warmup)
+    dev, B, (H, W) = run.device, cfg["batch"], cfg["size"]
+    peak = matmul_peak_tflops(dev, peak_n)
+    achieved = B / t["phase1"] * 3 * t["gflop_forward"] / 1e3
+    res = {"device": str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(0), "preset": preset,
+           "head": cfg["head"], "size": [H, W], "batch": B, "width": cfg["width"],
+           "phase1_img_s": B / t["phase1"], "phase2_img_s": B / t["phase2"], "inference_img_s": B / t["inference"],
+           "sampler_share_phase1": t["sample"] / t["phase1"], "gflop_forward_per_image": t["gflop_forward"],
+           "matmul_peak_tflops": peak, "phase1_tflops": achieved, "fraction_of_peak": achieved / peak}
+    _print_train(res, dev)
+    return res
+
+
+def _train_timings(run, steps: int, warmup: int) -> dict:
+    """Seconds per sampler batch, phase-1 step, phase-2 step and inference batch of a run (medians of
+    ``steps``), and the forward GFLOPs of one image."""
+    from .model import _gflops
+    from .train import _autocast, enable_tf32, freeze_encoder, phase1_step, phase2_step
+
+    dev = run.device
     enable_tf32(dev)
 
-    def timed(fn, n):
-        return timeit(fn, n, warmup, sync=dev)
+    def timed(fn):
+        return timeit(fn, steps, warmup, sync=dev)
 
-    t_sample = timed(lambda: run.sampler.sample(with_o=False), steps)
-    t_p1 = timed(lambda: phase1_step(run, run.sampler.sample(with_o=False)), steps)
+    t = {"sample": timed(lambda: run.sampler.sample(with_o=False)),
+         "phase1": timed(lambda: phase1_step(run, run.sampler.sample(with_o=False)))}
     freeze_encoder(run.G)
-    t_p2 = timed(lambda: phase2_step(run, run.sampler.sample()), steps)
+    t["phase2"] = timed(lambda: phase2_step(run, run.sampler.sample()))
     b = run.sampler.sample(with_o=False)
-
     P_s = b.get("P_s")  # the palette head (ours) also reads the source's palette
 
     def infer():
         with torch.no_grad(), _autocast(dev):
             run.G(b["I_s"], b["P_t"], P_s)
 
-    t_inf = timed(infer, steps)
-    gflop_fwd = _gflops(lambda: run.G(b["I_s"][:1].float(), b["P_t"][:1], None if P_s is None else P_s[:1]))
-    peak = matmul_peak_tflops(dev)
-    achieved = B / t_p1 * 3 * gflop_fwd / 1e3
-    H, W = cfg["size"]
-    res = {"device": str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(0), "preset": preset,
-           "head": cfg["head"], "size": [H, W], "batch": B, "width": cfg["width"],
-           "phase1_img_s": B / t_p1, "phase2_img_s": B / t_p2, "inference_img_s": B / t_inf,
-           "sampler_share_phase1": t_sample / t_p1, "gflop_forward_per_image": gflop_fwd,
-           "matmul_peak_tflops": peak, "phase1_tflops": achieved, "fraction_of_peak": achieved / peak}
-    _print_train(res, dev)
-    return res
+    t["inference"] = timed(infer)
+    t["gflop_forward"] = _gflops(lambda: run.G(b["I_s"][:1].float(), b["P_t"][:1], None if P_s is None else P_s[:1]))
+    return t
 
 
 def _print_train(res: dict, dev: torch.device) -> None:
@@ -243,8 +271,9 @@ def bench_sampler(sizes=((96, 144), (288, 432)), batch_size: int = 16, n: int = 
         return results
 
 
-def bench_chang(repeats: int = 5, grid: int = 16, threads: int = 2) -> float:
-    """Time :func:`pnlib.baselines.chang_recolor` on a 432×288 photo (skimage's astronaut); print, return s.
+def bench_chang(repeats: int = 5, grid: int = 16, threads: int = 2, size=(288, 432)) -> float:
+    """Time :func:`pnlib.baselines.chang_recolor` on a 432×288 photo (skimage's astronaut, resized to
+    ``size = (H, W)``); print, return s.
 
     The source palette is :func:`~pnlib.baselines.chang_palette` of the photo, the target its 120° hue
     shift; the time is the median of ``repeats`` runs of the recolouring alone.
@@ -253,11 +282,11 @@ def bench_chang(repeats: int = 5, grid: int = 16, threads: int = 2) -> float:
     from .color import hue_shift, lab_to_rgb
 
     with torch_threads(threads):
-        rgb = torch.from_numpy(bench_photo((288, 432)).astype(np.float32) / 255).permute(2, 0, 1).contiguous()
+        rgb = torch.from_numpy(bench_photo(size).astype(np.float32) / 255).permute(2, 0, 1).contiguous()
         src = chang_palette(rgb)
         tgt = lab_to_rgb(hue_shift(src, 120.0, dim=-1), dim=-1, clip=True)
         med = timeit(lambda: chang_recolor(rgb, src, tgt, grid=grid), repeats)
-    print(f"chang 432x288: {med:.3f} s{busy_note()}")
+    print(f"chang {size[1]}x{size[0]}: {med:.3f} s{busy_note()}")
     return med
 
 
@@ -265,8 +294,8 @@ def bench_chang(repeats: int = 5, grid: int = 16, threads: int = 2) -> float:
 RECOLOR_SIZES = ((288, 432), (432, 288), (1080, 1920), (3000, 4000), (6000, 8000))
 
 
-def bench_recolor(sizes=RECOLOR_SIZES, repeat: int = 5, threads: int = 2, work_size: int | None = 1024
-                  ) -> list[dict]:
+def bench_recolor(sizes=RECOLOR_SIZES, repeat: int = 5, threads: int = 2, work_size: int | None = 1024,
+                  checkpoint=None) -> list[dict]:
     """Latency and peak memory of :func:`pnlib.recolor` end to end (uint8 array in, uint8 array out).
 
     Each size runs in a fresh process (:func:`_recolor_row`), so its peak memory is honest: the
@@ -275,7 +304,7 @@ def bench_recolor(sizes=RECOLOR_SIZES, repeat: int = 5, threads: int = 2, work_s
     ``repeat`` runs (fewer above 4 MP: one warm-up and ``max(1, repeat // 2)``). Prints
     ``recolor HxW (2 threads): X s, peak Y MB`` per size; targets: 0.15 s at 288×432 for the width-16
     model on a 2-core laptop CPU, 1.5 s at 12 MP, 2 GB at 48 MP. The photo is the bundled astronaut
-    resized to each size.
+    resized to each size; the model is :func:`bench_model` of ``checkpoint``.
     """
     import json
     import subprocess
@@ -283,7 +312,8 @@ def bench_recolor(sizes=RECOLOR_SIZES, repeat: int = 5, threads: int = 2, work_s
     import tempfile
     from pathlib import Path
 
-    _, what = bench_model()
+    _, what = bench_model(checkpoint)
+    checkpoint = None if checkpoint is None else str(Path(checkpoint).expanduser().resolve())
     print(f"recolor benchmark: {what}, work_size {work_size}, a fresh process per size")
     root = str(Path(__file__).resolve().parents[1])   # this pnlib, whatever the child's working folder
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
@@ -293,7 +323,8 @@ def bench_recolor(sizes=RECOLOR_SIZES, repeat: int = 5, threads: int = 2, work_s
             photo = Path(tmp) / f"{H}x{W}.npy"
             np.save(photo, bench_photo((H, W)))
             n = repeat if H * W <= 4_000_000 else max(1, repeat // 2)
-            args = json.dumps({"photo": str(photo), "repeat": n, "threads": threads, "work_size": work_size})
+            args = json.dumps({"photo": str(photo), "repeat": n, "threads": threads, "work_size": work_size,
+                               "checkpoint": checkpoint})
             proc = subprocess.run([sys.executable, "-c", "import sys; from pnlib.bench import _recolor_row; "
                                    "_recolor_row(sys.argv[1])", args], capture_output=True, text=True, env=env)
             if proc.returncode != 0:
@@ -316,7 +347,7 @@ def _recolor_row(args: str) -> None:
     torch.set_num_threads(a["threads"])
     from .inference import recolor
 
-    model, _ = bench_model()
+    model, _ = bench_model(a["checkpoint"])
     img = np.load(a["photo"])
     palette = "#264653,#2a9d8f,#e9c46a,#f4a261,#e76f51,#f1faee"
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -325,19 +356,21 @@ def _recolor_row(args: str) -> None:
     print(json.dumps({"seconds": t, "peak_mb": peak, "base_mb": base, "repeat": a["repeat"]}))
 
 
-def bench_widget(preview: int = 256, repeat: int = 20, threads: int = 2) -> dict:
-    """One palette-slider update on a 432×288 (W×H) photo: RD at the preview size + upsample + PNG encode.
+def bench_widget(preview: int = 256, repeat: int = 20, threads: int = 2, checkpoint=None, size=(288, 432)
+                 ) -> dict:
+    """One palette-slider update on a 432×288 (W×H) photo (``size = (H, W)``): RD at the preview size +
+    upsample + PNG encode, for the model :func:`bench_model` of ``checkpoint``.
 
     Prints ``widget update at preview N (2 threads): X ms`` (median of ``repeat``; target <= 100 ms).
     """
     from .widgets import PaletteControl
 
     with torch_threads(threads):
-        model, what = bench_model()
-        w = PaletteControl(bench_photo((288, 432)), model=model, preview=preview)
+        model, what = bench_model(checkpoint)
+        w = PaletteControl(bench_photo(size), model=model, preview=preview)
         P_t = w.palette_lab_norm()
         ms = 1000 * timeit(lambda: w.render_png(P_t), repeat)
         print(f"widget update at preview {preview} ({threads} threads): {ms:.1f} ms "
-              f"(432x288 photo, RD at {w.preview_size[1]}x{w.preview_size[0]}, {what}; target <= 100 ms)"
-              f"{busy_note()}")
+              f"({size[1]}x{size[0]} photo, RD at {w.preview_size[1]}x{w.preview_size[0]}, {what}; "
+              f"target <= 100 ms){busy_note()}")
         return {"preview": preview, "ms": ms, "threads": threads, "model": what}

@@ -1,14 +1,17 @@
 """Checkpoints: the format, atomic writes, reading, mismatch checks, old checkpoints, export.
 
-A checkpoint is a dict saved by ``torch.save`` and read with ``weights_only=True``: ``format``
-(:data:`FORMAT`), ``config`` (plain types, :func:`pnlib.config.get_config`), ``step``, ``history`` and
-``G`` (PaletteNet's state dict); a training run's ``checkpoint.pt`` also holds ``D``, the three
-optimisers and the random state (pnlib.train). Every file is written atomically: a temporary file in
-the same folder, then ``os.replace``, so a kill never leaves half a file.
+A checkpoint is a dict saved by ``torch.save`` and read with ``weights_only=True``, always built by
+:func:`checkpoint_state`: ``format`` (:data:`FORMAT`, with its version), ``model_args`` (PaletteNet's
+constructor arguments, so the network is rebuilt as ``PaletteNet(**model_args)``, as nanoGPT stores its
+model's), ``config`` (plain types, :func:`pnlib.config.get_config`), ``step``, ``history`` and ``G``
+(PaletteNet's state dict); a training run's ``checkpoint.pt`` also holds ``D``, the three optimisers
+and the random state (pnlib.train). Every file is written atomically: a temporary file in the same
+folder, then ``os.replace``, so a kill never leaves half a file.
 
-A checkpoint written before an architecture setting existed lacks its key; it counts as the setting's
-legacy value (:data:`pnlib.config.LEGACY`: the paper's ``direct`` head). Used by both training and
-inference; it never imports the training loop.
+Older files still load (:data:`READABLE_FORMATS`): version 1 has no ``model_args`` (the shipped
+checkpoint is one), and the network is built from its config; a config written before an architecture
+setting existed lacks its key, which counts as the setting's legacy value (:data:`pnlib.config.LEGACY`:
+the paper's ``direct`` head). Used by both training and inference; it never imports the training loop.
 """
 from __future__ import annotations
 
@@ -20,10 +23,13 @@ from pathlib import Path
 
 import torch
 
-from .config import ARCH_KEYS, arch_value
+from .config import ARCH_KEYS, arch_kwargs, arch_value
 from .model import HEADS, PaletteNet
 
-FORMAT = "pnlib-checkpoint/1"
+#: The format written now: version 2 stores ``model_args``.
+FORMAT = "pnlib-checkpoint/2"
+#: Every format this pnlib reads; version 1 (no ``model_args``) is built from its config.
+READABLE_FORMATS = ("pnlib-checkpoint/1", FORMAT)
 
 
 class CheckpointMismatch(ValueError):
@@ -65,9 +71,42 @@ def read_checkpoint(path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated file, a pickle of something else, not a torch file at all
         raise CheckpointMismatch(f"{path} is not a readable pnlib checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointMismatch(f"{path} is not a pnlib checkpoint (expected format {FORMAT!r})")
+    if not isinstance(state, dict) or state.get("format") not in READABLE_FORMATS:
+        raise CheckpointMismatch(f"{path} is not a pnlib checkpoint (expected format "
+                                 f"{' or '.join(map(repr, READABLE_FORMATS))})")
     return state
+
+
+def checkpoint_state(model_args: dict, weights: dict, cfg: dict, step: int, history: list, **extra) -> dict:
+    """The dict every pnlib checkpoint saves (training's checkpoint and phase-1 files, export).
+
+    ``model_args``: PaletteNet's constructor arguments (:attr:`pnlib.model.PaletteNet.model_args`);
+    ``weights``: its state dict; ``cfg``: the run's config; ``extra``: what a training run adds (D, the
+    optimisers, the random state).
+    """
+    return {"format": FORMAT, "model_args": _checked_args(dict(model_args), "model_args"), "config": cfg,
+            "step": int(step), "history": list(history), "G": weights, **extra}
+
+
+def _checked_args(args: dict, where) -> dict:
+    """``args`` when they are PaletteNet's constructor arguments (a width and a known head)."""
+    if set(args) != {"width", "head"} or not isinstance(args["width"], int) or args["width"] < 1:
+        raise CheckpointMismatch(f"{where}: model_args must be a positive int width and a head, got {args!r}")
+    if args["head"] not in HEADS:
+        raise CheckpointMismatch(f"{where}: unknown head {args['head']!r} (this pnlib knows {', '.join(HEADS)})")
+    return args
+
+
+def model_args_of(state: dict, path) -> dict:
+    """PaletteNet's constructor arguments for a checkpoint: its ``model_args``, or for a version-1 file
+    (no ``model_args``) the architecture settings of its config (legacy values filled in)."""
+    if "model_args" in state:
+        return _checked_args(dict(state["model_args"]), path)
+    cfg = state.get("config")
+    if not isinstance(cfg, dict) or "width" not in cfg:
+        raise CheckpointMismatch(f"{path} is not a pnlib model checkpoint (no model_args, no config width)")
+    args = arch_kwargs(cfg, "G")
+    return _checked_args({**args, "width": int(args["width"])}, path)
 
 
 def config_differences(saved: dict, wanted: dict, keys=("preset",) + ARCH_KEYS) -> list[str]:
@@ -96,28 +135,28 @@ def check_matches(state: dict, cfg: dict, what: str) -> None:
 
 
 def generator_from_state(state: dict, path) -> PaletteNet:
-    """PaletteNet with a checkpoint's weights (on the CPU, train mode), built from the checkpoint's config.
+    """PaletteNet with a checkpoint's weights (on the CPU, train mode), built from :func:`model_args_of`.
 
-    Raises :class:`CheckpointMismatch` for a file without a config and G's weights, an unknown head or
-    weights that do not fit. Weights saved by a torch.compile'd module (``_orig_mod.`` names) load too.
+    Raises :class:`CheckpointMismatch` for a file without model arguments or G's weights, an unknown
+    head or weights that do not fit. Weights saved by a torch.compile'd module (``_orig_mod.`` names)
+    load too.
     """
-    cfg = state.get("config")
-    if not isinstance(cfg, dict) or "width" not in cfg or not isinstance(state.get("G"), dict):
-        raise CheckpointMismatch(f"{path} is not a pnlib model checkpoint (no config width / G weights)")
-    head = arch_value(cfg, "head")
-    if head not in HEADS:
-        raise CheckpointMismatch(f"{path}: unknown head {head!r} (this pnlib knows {', '.join(HEADS)})")
-    G = PaletteNet.from_config({**cfg, "width": int(cfg["width"])})
+    if not isinstance(state.get("G"), dict):
+        raise CheckpointMismatch(f"{path} is not a pnlib model checkpoint (no G weights)")
+    args = model_args_of(state, path)
+    G = PaletteNet(**args)
     weights = {k.replace("_orig_mod.", ""): v for k, v in state["G"].items()}
     try:
         G.load_state_dict(weights)
     except RuntimeError as e:
-        raise CheckpointMismatch(f"{path}: the weights do not fit PaletteNet({cfg['width']}, {head!r}): {e}") from None
+        raise CheckpointMismatch(f"{path}: the weights do not fit PaletteNet({args['width']}, {args['head']!r}): "
+                                 f"{e}") from None
     return G
 
 
 def export_model(ckpt, dest, command: str | None = None, half: bool = False) -> Path:
-    """Write a small inference-only checkpoint (G's weights + config) and a JSON beside it.
+    """Write a small inference-only checkpoint (:func:`checkpoint_state`: G's weights, its model_args
+    and config; any readable checkpoint in, the current format out) and a JSON beside it.
 
     ``half``: store the weights as float16 (half the bytes; they load back into float32 networks,
     rounded to float16's 11 significant bits), for a width-64 network to stay a small file.
@@ -129,8 +168,8 @@ def export_model(ckpt, dest, command: str | None = None, half: bool = False) -> 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     weights = {k: v.half() if half and v.is_floating_point() else v for k, v in state["G"].items()}
-    atomic_save({"format": FORMAT, "config": state["config"], "step": state["step"], "G": weights,
-                 "history": state["history"][-1:]}, dest)
+    atomic_save(checkpoint_state(model_args_of(state, ckpt), weights, state["config"], state["step"],
+                                 state["history"][-1:]), dest)
     hist = state["history"]
     last_val = next((r for r in reversed(hist) if "val_de00" in r), {})
     info = {

@@ -12,6 +12,7 @@ then pass it to the constructor, and checkpoints are compared on it (pnlib.check
 from __future__ import annotations
 
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -23,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Run folders, executed notebooks, caches; never committed. ``PNLIB_RUNS_DIR`` moves it (the tests put
 #: every run under a temporary folder with it, so they never read or write the checkout's ``runs/``).
 RUNS_DIR = Path(os.environ.get("PNLIB_RUNS_DIR") or REPO_ROOT / "runs").expanduser().resolve()
-CACHE_DIR = RUNS_DIR / "cache" / "palettes"   # extracted palettes (pnlib.data.cached_palette)
+CACHE_DIR = RUNS_DIR / "cache" / "palettes"   # extracted palettes (pnlib.palette.cached_palette)
 FIG_DIR = REPO_ROOT / "figures"               # the committed reference figures (pnlib.viz.save_fig)
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 #: The checkpoint that ships with the package (written by ``python -m pnlib export``): ours, the palette head.
@@ -64,7 +65,7 @@ PRESETS = {
         ckpt_every=150,        # a killed run loses at most 150 steps
         log_every=50,          # history rows for the loss plots
         compile=False,         # torch.compile is CUDA-only here (pnlib.train.train_loop)
-        lr=1e-3,               # ours: minutes of CPU, 11.0 against 11.6 held-out ΔE00 after 900 steps at 2e-4
+        lr=1e-3,               # ours: minutes of CPU; lower held-out ΔE00 than 2e-4 (README, "Where this differs")
         anticheat_steps=100,   # notebook 04's discriminator experiment: about a minute on a CPU
         anticheat_seeds=3,     # ... three seeds per setting: the spread tells a difference from noise
         anticheat_batch=8,     # ... tuples per D step
@@ -105,15 +106,15 @@ COMMON = dict(
     train_photos=0,            # 0: every training photo; n: the first n of them in a fixed hashed order,
                                # nested (the 6 are among the 12): the data-scaling experiment (pnlib.scaling)
     device="auto",             # CUDA, else Apple MPS, else CPU (resolve_device)
-    crop_scale=(0.25, 1.0),    # ours: random crops of 0.25-1 of the photo; 11.4 against 12.2 held-out
-                               # ΔE00 with 0.5-1 (quick, 900 steps): six training photos, not 1,561
-    jitter=0.3,                # ours: random saturation and gamma per crop (pnlib.data.PairSampler);
-                               # 11.7 against 12.2 without (quick, 900 steps)
-    head="palette",            # ours: RD also reads the photo's palette P_s and predicts soft weights over
-                               # its entries, each moving the ab plane by its own similarity transform
-                               # (pnlib.model.PaletteTransfer). Held-out hue shifts at 288×432: 2.3 ΔE00
-                               # against 5.3 for Chang et al.; "affine" (ours, A · I^ab_s + β) 9.5 and the
-                               # paper's "direct" 11.9 on the bundled pair (benchmarks/RESULTS.md)
+    crop_scale=(0.25, 1.0),    # ours: random crops of 0.25-1 of the photo: six training photos, not 1,561;
+                               # lower held-out ΔE00 than 0.5-1 (README, "Where this differs from the paper")
+    jitter=0.3,                # ours: random saturation and gamma per crop (pnlib.data.PairSampler); lower
+                               # held-out ΔE00 than none (README, "Where this differs from the paper")
+    head="palette",            # ours, what every preset trains: RD also reads the photo's palette P_s and
+                               # predicts soft weights over its entries, each moving the ab plane by its own
+                               # similarity transform (pnlib.model.PaletteTransfer). "affine" (ours, earlier)
+                               # and the paper's "direct" are one setting away; notebooks 03-04 train the
+                               # paper's. How the three compare: README, "Results", and benchmarks/RESULTS.md
 )
 
 
@@ -170,7 +171,7 @@ def default_out(preset: str, head: str | None = None) -> Path:
     return RUNS_DIR / f"{preset}-{head}"
 
 
-# ------------------------------------------------------------------------------------ devices, threads
+# ---------------------------------------------------------------------------- devices, threads, timing
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' -> CUDA, else Apple MPS, else CPU."""
     if name == "auto":
@@ -192,3 +193,34 @@ def torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(prev)
+
+
+class Stopwatch:
+    """Wall time, pnlib's one timing helper: ``with Stopwatch() as t: work()`` then ``t.s`` (seconds of the
+    block); outside a ``with``, ``t.s`` is the time since the stopwatch was made (a running clock).
+
+    ``sync``: a device to wait for before each clock reading (CUDA runs asynchronously; other devices:
+    nothing to wait for).
+    """
+
+    def __init__(self, sync=None):
+        self.sync = sync if sync is not None and torch.device(sync).type == "cuda" else None
+        self._start()
+
+    def _start(self):
+        if self.sync is not None:
+            torch.cuda.synchronize(self.sync)
+        self._t0, self._t1 = time.perf_counter(), None
+        return self
+
+    def __enter__(self):
+        return self._start()
+
+    def __exit__(self, *exc):
+        if self.sync is not None:
+            torch.cuda.synchronize(self.sync)
+        self._t1 = time.perf_counter()
+
+    @property
+    def s(self) -> float:
+        return (self._t1 if self._t1 is not None else time.perf_counter()) - self._t0

@@ -17,7 +17,7 @@ This module builds that, offline and from any photos:
 * :func:`pnlib.photos.bundled_photos`: eight photos that ship inside scikit-image, scikit-learn and
   matplotlib; :func:`pnlib.photos.folder_photos`: a folder of your own photos, with a palettes file.
 * :func:`load_pairs`: either source -> D_orig as a ``list[Pair]``; a palette missing from the palettes
-  file is extracted (:func:`pnlib.palette.extract_palette`) and cached on disk.
+  file is extracted and cached on disk (:func:`pnlib.palette.cached_palette`).
 * :func:`split_pairs`: an image-level train / validation split, made *before* any augmentation, so no
   crop or hue copy of a validation image ever reaches training.
 * :class:`PairSampler`: draws batches of (I_s, P_t, I_t, I_o, P_o) on the training device, with random
@@ -31,11 +31,7 @@ images ``(B, 3, H, W)``, palettes ``(B, 6, 3)``.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import os
-import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,18 +40,11 @@ import torch
 import torch.nn.functional as F
 
 from .color import hue_shift, normalize_lab, rgb_to_lab
-from .config import CACHE_DIR
-from .palette import extract_palette, format_palette, palette_lab_norm, parse_palette
-from .photos import MAX_SIDE, _downsize, bundled_photos, folder_photos
+from .palette import cached_palette, format_palette, palette_lab_norm
+from .photos import MAX_SIDE, _downsize, bundled_photos, folder_photos, warn_skipped
 
 #: The N_a = 18 hue shifts of §4.1, in degrees: 0, 20, ..., 340.
 SHIFTS = tuple(range(0, 360, 20))
-DEFAULT_CACHE_DIR = CACHE_DIR
-
-# extract_palette's parameters, part of the cache key: a change here recomputes every palette.
-_EXTRACT_PARAMS = {"k": 6, "seed": 0, "max_pixels": 20000, "iters": 30}
-_CACHE_VERSION = 1
-
 
 
 @dataclass
@@ -75,61 +64,26 @@ class Pair:
 
 
 # --------------------------------------------------------------------------------------------------
-# D_orig: pairs, palettes, the split
+# D_orig: pairs, the split
 # --------------------------------------------------------------------------------------------------
 
-def _palette_key(rgb: torch.Tensor) -> str:
-    h = hashlib.sha256()
-    meta = {"v": _CACHE_VERSION, "shape": list(rgb.shape), "dtype": str(rgb.dtype), **_EXTRACT_PARAMS}
-    h.update(json.dumps(meta, sort_keys=True).encode())
-    h.update(rgb.contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def cached_palette(rgb: torch.Tensor, cache_dir=None, name: str = "") -> torch.Tensor:
-    """:func:`pnlib.palette.extract_palette` of a ``(3, H, W)`` image, cached on disk.
-
-    The cache is one small JSON per image in ``cache_dir`` (default ``<repo>/runs/cache/palettes``),
-    named by the SHA-256 of the extraction parameters, the image's shape and its float32 pixel bytes.
-    So a second run reads the palette back, and a changed image (or changed parameters) recomputes.
-    """
-    cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
-    key = _palette_key(rgb)
-    f = cache_dir / f"{key}.json"
-    try:
-        return parse_palette(np.array(json.loads(f.read_text())["palette"], dtype=np.float32))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # missing or unreadable entry: compute it
-    pal = extract_palette(rgb, **_EXTRACT_PARAMS)
-    entry = {"name": name, "shape": list(rgb.shape), "params": _EXTRACT_PARAMS,
-             "hex": format_palette(pal), "palette": pal.tolist()}
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(entry, fh)
-        os.replace(tmp, f)  # atomic: a concurrent reader sees the old file or the new one
-    except OSError as e:
-        warnings.warn(f"could not write the palette cache {f}: {e}", stacklevel=2)
-    return pal
-
-
-def load_pairs(source="bundled", cache_dir=None, palettes=None, max_side: int | None = MAX_SIDE
-               ) -> list[Pair]:
+def load_pairs(source="bundled", cache_dir=None, palettes=None, max_side: int | None = MAX_SIDE,
+               skipped: list | None = None) -> list[Pair]:
     """D_orig = [(I_j, P_j)] from ``source``: ``"bundled"`` (the eight bundled photos) or a folder path.
 
     Folder photos are read by :func:`pnlib.photos.folder_photos` (a folder literally named "bundled" needs
     ``Path("bundled")``). A palette comes from the palettes file when it has a row for the photo,
-    else it is extracted (:func:`cached_palette`, cached in ``cache_dir``). Images with a long side
+    else it is extracted (:func:`~pnlib.palette.cached_palette`, cached in ``cache_dir``). Images with a long side
     over ``max_side`` are downsized once here. Bundled names are ``"bundled/<name>"``; folder names are
-    paths relative to the folder.
+    paths relative to the folder. ``skipped``: as in :func:`~pnlib.photos.folder_photos` (a list for the
+    reasons files were skipped; then no warning, and an empty folder gives no pairs instead of an error).
     """
     if isinstance(source, str) and source == "bundled":
         if palettes is not None:
             raise ValueError("a palettes file goes with a photo folder, not with source='bundled'")
         items = [(f"bundled/{n}", a.astype(np.float32) / 255.0, None) for n, a in bundled_photos()]
     else:
-        items = folder_photos(source, palettes=palettes, max_side=max_side)
+        items = folder_photos(source, palettes=palettes, max_side=max_side, skipped=skipped)
     pairs = []
     for i, (name, a, pal) in enumerate(items):
         items[i] = None  # free each (H, W, 3) array once its (3, H, W) copy exists
@@ -200,18 +154,43 @@ def load_split(data="bundled", seed: int = 0, cache_dir=None) -> tuple[list[Pair
     (``"lxqt/forest.jpg"``) so that names stay unique; the bundled photos are ``"bundled/<name>"``.
     """
     sources = data_sources(data)
-    train, val = [], []
+    train, val, read = [], [], []
     for src in sources:
-        t, v = split_pairs(load_pairs(src, cache_dir=cache_dir), seed=seed)  # the source's own split
+        skipped = []
+        pairs = load_pairs(src, cache_dir=cache_dir, skipped=skipped)
+        read.append((src, len(pairs), skipped))
+        t, v = split_pairs(pairs, seed=seed)  # the source's own split
         if len(sources) > 1 and src != "bundled":
             prefix = Path(src).expanduser().resolve().name
             t, v = ([Pair(f"{prefix}/{p.name}", p.rgb, p.palette) for p in ps] for ps in (t, v))
         train += t
         val += v
+    if not train or not val or any(n == 0 for _, n, _ in read):
+        raise ValueError(too_few_photos(read, len(train), len(val)))
+    for src, _, skipped in read:
+        if skipped:
+            warn_skipped(src, skipped)
     names = [p.name for p in train + val]
     if len(set(names)) != len(names):
         raise ValueError("two photo sources share a folder name; give folders with different names")
     return train, val
+
+
+def too_few_photos(read: list, n_train: int, n_val: int) -> str:
+    """The one message for photo sources that cannot be split: ``read`` holds, per source, ``(source,
+    photos read, reasons files were skipped)``; ``n_train``, ``n_val``: what the split gave."""
+    def photos(n):
+        return f"{n} photo" + ("" if n == 1 else "s")
+
+    parts = []
+    for src, n, skipped in read:
+        part = f"{photos(n)} read from {src}"
+        if skipped:
+            part += f" ({len(skipped)} skipped: " + "; ".join(skipped) + ")"
+        parts.append(part)
+    return (f"too few readable photos: {', '.join(parts)}. Training needs at least 2 photos in a source: "
+            f"1 for training and 1 held out for validation (a quarter of each source is held out); "
+            f"this gives {photos(n_train)} for training and {photos(n_val)} held out")
 
 
 def nested_subset(pairs: list[Pair], n: int) -> list[Pair]:

@@ -32,12 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import generator_from_state, read_checkpoint
-from .correspondence import ab_scale_offset, affine_to_raw
 from .color import lab_to_uint8, normalize_lab, rgb_to_lab, uint8_to_lab
 from .config import SHIPPED, SHIPPED_MODELS, resolve_device
-from .photos import MAX_SIDE, load_image, load_pixels  # noqa: F401 - load_image: this module's API too
+from .correspondence import ab_scale_offset, affine_to_raw
 from .model import PaletteNet, crop_to, input_memory_format, pad_to_multiple
 from .palette import extract_palette, match_palette, palette_lab_norm, parse_palette
+from .photos import MAX_SIDE, load_image, load_pixels  # noqa: F401 - load_image: this module's API too
 
 _HOW_TO_MAKE = ("make one with `python -m pnlib train` (runs/quick/) and then "
                 "`python -m pnlib export runs/quick/checkpoint.pt pnlib/checkpoints/palettenet.pt`, "
@@ -55,7 +55,8 @@ def load_model(path=None, device="auto") -> PaletteNet:
 
     ``path``: a pnlib checkpoint (a training run's ``checkpoint.pt`` or an exported model), or the name
     of a shipped model (:data:`~pnlib.config.SHIPPED_MODELS`: ``"ours"``, the palette head, or
-    ``"paper"``, the paper's head); ``None`` reads ours, :data:`SHIPPED`. The width comes from the checkpoint's config. Raises
+    ``"paper"``, the paper's head); ``None`` reads ours, :data:`SHIPPED`. The width comes from the
+    checkpoint's config. Raises
     ``FileNotFoundError`` for a missing file (saying how to make the shipped one) and
     :class:`~pnlib.checkpoint.CheckpointMismatch` (a ``ValueError``) for a file that is not a pnlib checkpoint.
     The model is passed through :func:`optimize_for_inference` (same outputs and weights, faster).
@@ -65,8 +66,9 @@ def load_model(path=None, device="auto") -> PaletteNet:
         raise FileNotFoundError(f"the shipped checkpoint {SHIPPED} is missing; {_HOW_TO_MAKE}")
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}" + (" (choose a shipped model: " + ", ".join(SHIPPED_MODELS)
-                                                              + ")" if len(path.parts) == 1 and not path.suffix else ""))
+        bare = len(path.parts) == 1 and not path.suffix  # a name, not a file
+        hint = f" (choose a shipped model: {', '.join(SHIPPED_MODELS)})" if bare else ""
+        raise FileNotFoundError(f"no checkpoint at {path}{hint}")
     G = generator_from_state(read_checkpoint(path), path)  # an old checkpoint: the paper's head
     return optimize_for_inference(G.to(resolve_device(device)).eval())
 
@@ -138,6 +140,8 @@ def palette_of(image) -> torch.Tensor:
     """The ``(6, 3)`` RGB palette of a photo (k-means in LAB, :func:`pnlib.palette.extract_palette`): the
     P_s that :func:`recolor` reads, so ``recolor(photo, palette_of(photo))`` gives the photo back.
 
+    The one place a photo's P_s is decided: :func:`recolor`, :func:`recolor_palettes`,
+    :class:`PalettePreview` and the palette sliders (:class:`pnlib.widgets.PaletteControl`) all read it.
     Extracted from the photo at a long side of at most :data:`~pnlib.photos.MAX_SIDE` (1024 px), as
     training extracts its photos' palettes: the palette does not depend on the size of the file or on
     ``work_size``, and a 48 MP photo is never held as floats (read as uint8, downscaled in row blocks).
@@ -180,16 +184,10 @@ def recolor(image, palette, model: PaletteNet | None = None, device="auto", matc
     return recolor_palettes(image, [palette], model, device, batch=1, match=match, work_size=work_size)[0]
 
 
-def source_palette(rgb: torch.Tensor) -> torch.Tensor:
-    """P_s, the ``(6, 3)`` RGB palette of a ``(3, H, W)`` photo that the palette head reads (= palette_of):
-    extracted at a long side of at most :data:`~pnlib.photos.MAX_SIDE`, whatever the photo's size."""
-    return _Photo(rgb).palette()
-
-
 def target_and_source(rgb: torch.Tensor, palette, model: PaletteNet, match: bool = True, src=None):
     """(P_t, P_s), ``(6, 3)`` each in normalised LAB, for ``model`` on photo ``rgb`` (P_s None if unread).
 
-    P_s is the photo's palette (``src``, RGB, or :func:`source_palette` of ``rgb``); with ``match`` the
+    P_s is the photo's palette (``src``, RGB, or :func:`palette_of` ``rgb``); with ``match`` the
     target's colours are reordered to pair with P_s's by least total ΔE00 (:func:`~pnlib.palette.match_palette`),
     for every head: the paper's (``direct``) was trained on target palettes ordered like the photo's own
     (hue shifts of P_j, largest share first), so it gets a user's palette in that order too.
@@ -197,7 +195,7 @@ def target_and_source(rgb: torch.Tensor, palette, model: PaletteNet, match: bool
     target = parse_palette(palette.detach().cpu() if torch.is_tensor(palette) else palette)
     if not match and not model.uses_source_palette:
         return palette_lab_norm(target), None
-    src = source_palette(rgb) if src is None else src
+    src = palette_of(rgb) if src is None else src
     if match:  # every head: the paper's was trained on P_t ordered like the photo's own palette (§3.3)
         target = match_palette(src, target)
     return palette_lab_norm(target), palette_lab_norm(src) if model.uses_source_palette else None
@@ -216,7 +214,7 @@ def recolor_palettes(image, palettes, model: PaletteNet | None = None, device="a
         model = cached_model(None, device)
     small = photo.resized(_work_shape(photo.size, work_size))            # what the network sees
     src = photo.palette(small) if model.uses_source_palette else None   # = palette_of(image)
-    pairs = [target_and_source(small, p, model, match, src) for p in palettes]   # (P_t, P_s) of each
+    pairs = [target_and_source(small, p, model, match=match, src=src) for p in palettes]   # (P_t, P_s) of each
     if not pairs:
         raise ValueError("recolor_palettes needs at least one palette")
     net = _WorkingNetwork(model, small)
@@ -385,9 +383,10 @@ class PalettePreview:
     With the affine and palette heads it is the per-pixel transform A, β that is upsampled, and it is
     applied to the full-resolution chroma of the source, which keeps its detail too. Pure torch: no widgets.
 
-    ``photo_palette``: the palette head's P_s, ``(6, 3)`` RGB, in the order of the colours a user
-    edits (default: :func:`source_palette` of the photo); colour i of each rendered P_t replaces colour i
-    of it, with no re-matching, so a slider moves the region of its own colour.
+    ``photo_palette``: the palette head's P_s, ``(6, 3)`` RGB (default: :func:`palette_of` the photo,
+    exactly what :func:`recolor` reads; pass it when you already have it); colour i of each rendered P_t
+    replaces colour i of it, with no re-matching, so a slider moves the region of its own colour.
+    ``photo_palette`` is kept as given, the P_s the model reads.
     """
 
     def __init__(self, rgb: torch.Tensor, model: PaletteNet, preview: int = 256, photo_palette=None):
@@ -398,10 +397,11 @@ class PalettePreview:
         dev, self.affine = self._net.device, self._net.affine
         with torch.inference_mode():
             self._lab_full = rgb_to_lab(rgb[None].to(dev))              # the full-size photo, raw LAB
-            self._P_s = None
+            self._P_s, self.photo_palette = None, None
             if model.uses_source_palette:
-                src = source_palette(rgb) if photo_palette is None else photo_palette
-                self._P_s = palette_lab_norm(torch.as_tensor(src).float())[None].to(dev)
+                src = palette_of(rgb) if photo_palette is None else photo_palette
+                self.photo_palette = torch.as_tensor(src).float()
+                self._P_s = palette_lab_norm(self.photo_palette)[None].to(dev)
         self.size, self.preview_size = (H, W), (h, w)
 
     def render(self, P_t: torch.Tensor) -> np.ndarray:

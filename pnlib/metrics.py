@@ -90,7 +90,8 @@ def luminance_error(lab_out: torch.Tensor, lab_src: torch.Tensor, dim: int = -3,
     """
     a, b = _as_lab(lab_out, "lab_out"), _as_lab(lab_src, "lab_src")
     if a.shape != b.shape:
-        raise ValueError(f"luminance_error wants two LAB tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(f"luminance_error wants two LAB tensors of one shape, got {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
     a, b = a.detach().cpu().double(), b.detach().cpu().double()
     if display:
         a, b = display_lab(a, dim), display_lab(b, dim)
@@ -119,7 +120,8 @@ def palette_distance(palette_a, palette_b, equal_lightness: bool = False) -> flo
     """
     a, b = _palette_lab(palette_a, "palette_a"), _palette_lab(palette_b, "palette_b")
     if a.shape != b.shape:
-        raise ValueError(f"palette_distance wants two palettes of equal size, got {a.shape[0]} and {b.shape[0]} colours")
+        raise ValueError(f"palette_distance wants two palettes of equal size, got {a.shape[0]} and {b.shape[0]} "
+                         "colours")
     rows, cols, cost = match_colors(a, b, equal_lightness)
     return float(cost[rows, cols].mean())
 

@@ -9,7 +9,9 @@ the output is the ab image Îab_t. FE sees the whole of I_s; RD sees P_t at thre
     d1 = Deconv([P_t, c1])        d2 = Deconv([c2, d1])
     d3 = Deconv([P_t, c3, d2])    d4 = Deconv([P_t, c4, d3])
     Îab_t = tanh(Conv([I^L_s, d4]))          Î_t = [I^L_s, Îab_t]
-    (head "affine", ours: Conv([I^L_s, d4]) gives A, β at each pixel and Îab_t = A · I^ab_s + β)
+    (head "affine", ours: Conv([I^L_s, d4]) gives A, β at each pixel and Îab_t = A · I^ab_s + β;
+     head "palette", ours and what the presets train: RD also reads P_s, and Conv([I^L_s, d4]) weighs
+     one similarity transform of ab per palette colour; see RecoloringDecoder)
 
 [P, x] repeats the 18-vector P (six LAB colours) on every pixel of x and concatenates in depth (§2).
 Shapes for an H×W input and width w (the paper's 288×432 is the default `summary` size):
@@ -123,15 +125,15 @@ class RecoloringDecoder(nn.Module):
     * ``"direct"`` (the paper, §2): two channels, tanh -> Îab_t in (-1, 1).
     * ``"affine"`` (ours, not the paper's): six channels, a 2×2 matrix A and an offset β at every pixel,
       applied to the source's own chroma: Îab_t = A · I^ab_s + β. A hue shift is almost exactly one
-      rotation of the ab plane (the best single affine map per image scores about 1 ΔE00 on the
-      held-out photos), so the network only has to find the transform, not repaint every pixel. It
-      starts as the identity (A = 1, β = 0). Measured: 9.8 against 11.0 held-out ΔE00 after 900 quick
-      steps at lr 1e-3, and the gap between training and held-out photos shrinks (benchmarks/RESULTS.md).
+      rotation of the ab plane (one affine map per image nearly fits it: notebook 02), so the network
+      only has to find the transform, not repaint every pixel. It starts as the identity (A = 1, β = 0).
+      It beat the paper's head on held-out hue shifts (benchmarks/RESULTS.md, "Why the affine head").
     * ``"palette"`` (ours, not the paper's): RD also reads the source's own palette P_s and predicts, at
       every pixel, soft weights w_k(x) over the six palette entries; entry k moves the ab plane by the
       similarity transform T_k that sends P_s,k to P_t,k, and Îab_t = Σ_k w_k(x) T_k(I^ab_s(x)) (see
       :class:`PaletteTransfer`). The weights start as a colour-distance prior; the last conv learns
       corrections to them from context. With P_t = P_s every T_k is the identity: the photo comes back.
+      What the presets train by default (pnlib.config); notebooks 03-04 train the paper's head.
     """
 
     def __init__(self, width=16, head="direct"):
@@ -223,8 +225,9 @@ class PaletteNet(nn.Module):
     557,220 parameters (FE 307,824, RD 249,396), 2.68 GFLOPs per 288×432 image. w = 64 is the paper
     scale (the paper gives no widths; 64 is the usual DCGAN/U-net base): 8,554,068 parameters
     (FE 4,902,336, RD 3,651,732), 36.1 GFLOPs per 288×432 image. ``head`` is RD's output (see
-    RecoloringDecoder): "direct" is the paper's; "affine" (ours, what the presets train) adds 616
-    parameters at w = 16 (2,344 at w = 64). H and W must be multiples of 16; recolor_any_size pads for you.
+    RecoloringDecoder): "direct" is the paper's (notebooks 03-04 train it); "affine" and "palette" are
+    ours, and the presets train "palette" by default. "affine" adds 616 parameters at w = 16 (2,344 at
+    w = 64). H and W must be multiples of 16; recolor_any_size pads for you.
     """
 
     def __init__(self, width=16, head="direct"):
@@ -237,6 +240,12 @@ class PaletteNet(nn.Module):
     def from_config(cls, cfg):
         """G for a config (a preset's, or a checkpoint's): the architecture settings of pnlib.config.ARCH."""
         return cls(**arch_kwargs(cfg, "G"))
+
+    @property
+    def model_args(self) -> dict:
+        """The constructor's arguments, ``PaletteNet(**G.model_args)`` builds the same network (a checkpoint
+        stores them: :func:`pnlib.checkpoint.checkpoint_state`)."""
+        return {"width": int(self.width), "head": self.head}
 
     @property
     def uses_source_palette(self) -> bool:

@@ -10,18 +10,26 @@ k-means in LAB, which is what lets any photo folder be a PaletteNet dataset (pnl
 are compared colour by colour after :func:`match_colors`, the one-to-one matching with the least
 total ΔE00 (Hungarian algorithm). A target palette is paired with a photo's by :func:`match_palette`:
 the same matching, unless the target is a hue-turned copy of the photo's palette
-(:func:`find_hue_rotation`), which is paired as the turn it is.
+(:func:`find_hue_rotation`), which is paired as the turn it is. :func:`cached_palette` keeps each photo's
+extracted palette on disk (``runs/cache/palettes/``), so a training run extracts a photo's palette once.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import re
+import tempfile
+import warnings
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .color import hue_shift, lab_to_rgb, normalize_lab, rgb_to_lab
+from .config import CACHE_DIR
 
 N_COLORS = 6
 _HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
@@ -319,3 +327,49 @@ def palette_swatch(palette, height: int = 40, width: int = 40) -> np.ndarray:
         raise ValueError(f"palette_swatch wants one (6, 3) palette, got shape {tuple(p.shape)}")
     row = np.repeat(p.clamp(0, 1).numpy()[None], width, axis=0).transpose(1, 0, 2).reshape(-1, 3)
     return np.repeat(row[None], height, axis=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# The palette cache
+# --------------------------------------------------------------------------------------------------
+
+DEFAULT_CACHE_DIR = CACHE_DIR
+# extract_palette's parameters, part of the cache key: a change here recomputes every palette.
+_EXTRACT_PARAMS = {"k": 6, "seed": 0, "max_pixels": 20000, "iters": 30}
+_CACHE_VERSION = 1
+
+
+def _palette_key(rgb: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    meta = {"v": _CACHE_VERSION, "shape": list(rgb.shape), "dtype": str(rgb.dtype), **_EXTRACT_PARAMS}
+    h.update(json.dumps(meta, sort_keys=True).encode())
+    h.update(rgb.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def cached_palette(rgb: torch.Tensor, cache_dir=None, name: str = "") -> torch.Tensor:
+    """:func:`pnlib.palette.extract_palette` of a ``(3, H, W)`` image, cached on disk.
+
+    The cache is one small JSON per image in ``cache_dir`` (default ``<repo>/runs/cache/palettes``),
+    named by the SHA-256 of the extraction parameters, the image's shape and its float32 pixel bytes.
+    So a second run reads the palette back, and a changed image (or changed parameters) recomputes.
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    key = _palette_key(rgb)
+    f = cache_dir / f"{key}.json"
+    try:
+        return parse_palette(np.array(json.loads(f.read_text())["palette"], dtype=np.float32))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # missing or unreadable entry: compute it
+    pal = extract_palette(rgb, **_EXTRACT_PARAMS)
+    entry = {"name": name, "shape": list(rgb.shape), "params": _EXTRACT_PARAMS,
+             "hex": format_palette(pal), "palette": pal.tolist()}
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(entry, fh)
+        os.replace(tmp, f)  # atomic: a concurrent reader sees the old file or the new one
+    except OSError as e:
+        warnings.warn(f"could not write the palette cache {f}: {e}", stacklevel=2)
+    return pal

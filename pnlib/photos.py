@@ -53,7 +53,7 @@ def bundled_photos() -> list[tuple[str, np.ndarray]]:
     out = [(n, getattr(skd, n)()) for n in ("astronaut", "chelsea", "coffee", "rocket")]
     out.append(("stereo_motorcycle", skd.stereo_motorcycle()[0]))
     sk = load_sample_images()
-    for fname, img in zip(sk.filenames, sk.images):
+    for fname, img in zip(sk.filenames, sk.images, strict=True):
         out.append((Path(fname).stem, img))
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         out.append(("grace_hopper", np.asarray(Image.open(f).convert("RGB"))))
@@ -200,7 +200,7 @@ def _read_photos(rel, table: dict, max_side: int | None) -> tuple[list, list[str
     return out, skipped
 
 
-def folder_photos(path, palettes=None, max_side: int | None = MAX_SIDE
+def folder_photos(path, palettes=None, max_side: int | None = MAX_SIDE, skipped: list | None = None
                   ) -> list[tuple[str, np.ndarray, torch.Tensor | None]]:
     """Every photo under ``path`` (recursive) -> ``[(relative name, float32 (H, W, 3) in [0, 1], palette or None)]``.
 
@@ -222,10 +222,11 @@ def folder_photos(path, palettes=None, max_side: int | None = MAX_SIDE
       (the high byte): the right scale at 8-bit precision;
     * an image whose long side exceeds ``max_side`` is downsized (antialiased) to that long side;
     * skipped: unreadable / corrupt files and images under 32 px on a side. One ``warnings.warn`` lists
-      every skipped file with the reason (and any palettes-file row that names no photo).
+      every skipped file with the reason (and any palettes-file row that names no photo); given a list
+      ``skipped``, the reasons go there instead (:func:`pnlib.data.load_split` reports them itself).
 
-    Raises ``FileNotFoundError`` for a missing folder, ``NotADirectoryError`` for a file, and
-    ``ValueError`` when no usable photo is left (the message lists what was skipped).
+    Raises ``FileNotFoundError`` for a missing folder, ``NotADirectoryError`` for a file, and (without
+    ``skipped``) ``ValueError`` when no usable photo is left (the message lists what was skipped).
     """
     root = Path(path).expanduser()
     if not root.exists():
@@ -235,20 +236,25 @@ def folder_photos(path, palettes=None, max_side: int | None = MAX_SIDE
     if palettes is None and (root / PALETTES_FILE).is_file():
         palettes = root / PALETTES_FILE
     table = read_palettes_file(palettes) if palettes is not None else {}
-
     rel = _image_files(root)
-    out, skipped = _read_photos(rel, table, max_side)
+    out, reasons = _read_photos(rel, table, max_side)
     found = {n for n, _ in rel}  # a row for a skipped (corrupt) photo is not "missing"
-    for name, (_, lineno) in table.items():
-        if name not in found:
-            skipped.append(f"{palettes}, line {lineno}: no photo named {name!r} in {root}")
+    reasons += [f"{palettes}, line {lineno}: no photo named {name!r} in {root}"
+                for name, (_, lineno) in table.items() if name not in found]
+    if skipped is not None:
+        skipped.extend(reasons)
+        return out
     if not out:
-        what = "; ".join(skipped) if skipped else "no files ending in " + ", ".join(IMAGE_EXTENSIONS)
+        what = "; ".join(reasons) if reasons else "no files ending in " + ", ".join(IMAGE_EXTENSIONS)
         raise ValueError(f"no usable photo in {root} ({what})")
-    if skipped:
-        warnings.warn(f"{len(skipped)} skipped while reading {root}:\n  " + "\n  ".join(skipped),
-                      stacklevel=2)
+    if reasons:
+        warn_skipped(root, reasons)
     return out
+
+
+def warn_skipped(root, reasons: list[str]) -> None:
+    """The one warning that lists the files skipped while reading the folder ``root``, with the reasons."""
+    warnings.warn(f"{len(reasons)} skipped while reading {root}:\n  " + "\n  ".join(reasons), stacklevel=3)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,10 +7,9 @@ cell and error.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from .config import NOTEBOOK_DIR, default_out
+from .config import NOTEBOOK_DIR, Stopwatch, default_out
 
 
 def notebooks() -> list[Path]:
@@ -32,10 +31,10 @@ def run_notebooks(preset: str = "quick", out=None, only=None, save_figs: bool = 
     out.mkdir(parents=True, exist_ok=True)
     todo = [p for p in notebooks() if not only or any(p.name.startswith(o) for o in only)]
     results = []
-    t_all = time.perf_counter()
+    t_all = Stopwatch()
     for k, nb in enumerate(todo, 1):
         print(f"[{k}/{len(todo)}] {nb.name} (preset {preset}) ...", flush=True)
-        t0 = time.perf_counter()
+        clock = Stopwatch()
         res = {"notebook": nb.name, "output": str(out / nb.name), "ok": True, "error": None}
         try:
             pm.execute_notebook(str(nb), str(out / nb.name), parameters={"PRESET": preset, "SAVE_FIGS": save_figs},
@@ -44,11 +43,11 @@ def run_notebooks(preset: str = "quick", out=None, only=None, save_figs: bool = 
             res.update(ok=False, error=f"cell {e.exec_count} (index {e.cell_index}): {e.ename}: {e.evalue}")
         except Exception as e:  # kernel died, notebook unreadable, ...
             res.update(ok=False, error=f"{type(e).__name__}: {e}")
-        res["seconds"] = round(time.perf_counter() - t0, 1)
+        res["seconds"] = round(clock.s, 1)
         print(f"    {'ok' if res['ok'] else 'FAILED: ' + res['error']} in {res['seconds']} s", flush=True)
         results.append(res)
     failed = [r for r in results if not r["ok"]]
-    print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in {time.perf_counter() - t_all:.0f} s; "
+    print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in {t_all.s:.0f} s; "
           f"executed copies in {out}")
     for r in failed:
         print(f"FAILED {r['notebook']}: {r['error']}")

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from .color import denormalize_lab
-from .config import RUNS_DIR, get_config
+from .config import get_config
 from .data import load_split, nested_subset, validation_set
 from .metrics import display_lab, luminance_error, per_image_delta_e00, stray_edges
 from .model import recolor_batched
@@ -217,12 +217,76 @@ def to_markdown(summary: dict) -> str:
         for n in sorted({p["n_photos"] for p in c["points"]}):
             pts = [p for p in c["points"] if p["n_photos"] == n]
 
-            def cell(get, scale=1.0):
+            def cell(get, scale=1.0, pts=pts):
                 vals = [scale * get(p) for p in pts]
                 mean = sum(vals) / len(vals)
                 return f"{mean:.2f}" + (f" ({', '.join(f'{v:.2f}' for v in vals)})" if len(vals) > 1 else "")
             out.append(f"| {n} | {len(pts)} | {cell(lambda p: p['held_out']['hue_de00'])} | "
                        f"{cell(lambda p: p['train']['hue_de00'])} | {cell(lambda p: p['gap_hue_de00'])} | "
-                       f"{cell(lambda p: p['held_out']['own_de00'])} | {cell(lambda p: p['held_out']['stray_edges'], 100)} |")
+                       f"{cell(lambda p: p['held_out']['own_de00'])} | "
+                       f"{cell(lambda p: p['held_out']['stray_edges'], 100)} |")
         out.append("")
     return "\n".join(out)
+
+
+def plot_scaling(summary: dict, size=(11.5, 4.0)):
+    """``figures/data_scaling.png``: held-out error against training photos (log x), per model.
+
+    ``summary``: :func:`pnlib.scaling.summarize`. Left: hue-shift ΔE00 on the held-out photos (filled
+    markers, one per seed) and on each run's own training photos (open markers), the unchanged source as
+    a dashed line, and for the paper's model a power law through the held-out points with its 95 %
+    band, extended to the paper's 1,561 photos (an extrapolation, drawn dotted). Right: the photo asked
+    for its own palette (ΔE00 to the photo) and stray edges, held out.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=size)
+    styles = {"direct": ("tab:blue", "PaletteNet (the paper's)"), "palette": ("tab:orange", "ours: palette head")}
+    for c in summary["curves"]:
+        colour, who = styles.get(c["head"], ("tab:grey", c["head"]))
+        who = f"{who}, {c['size'][0]}×{c['size'][1]}"
+        pts = c["points"]
+        n = [p["n_photos"] for p in pts]
+        marker = "o" if c["size"][0] <= 96 else "s"
+        ax.scatter(n, [p["held_out"]["hue_de00"] for p in pts], color=colour, marker=marker, label=f"{who}: held out")
+        ax.scatter(n, [p["train"]["hue_de00"] for p in pts], facecolors="none", edgecolors=colour, marker=marker,
+                   label=f"{who}: its training photos")
+        ax2.scatter(n, [p["held_out"]["own_de00"] for p in pts], color=colour, marker=marker,
+                    label=f"{who}: own palette")
+        ax2.scatter(n, [100 * p["held_out"]["stray_edges"] for p in pts], color=colour, marker="x",
+                    label=f"{who}: stray edges %")
+        if c["head"] == "direct" and len(set(n)) >= 2 and len(n) >= 3:
+            _draw_trend(ax, pts, colour, summary.get("paper_photos", PAPER_PHOTOS))
+    for key, value in summary.get("identity", {}).items():
+        ax.axhline(value, color="grey", ls="--", lw=1, label=f"unchanged source ({key})")
+    tops = [v for c in summary["curves"] for p in c["points"]
+            for v in (p["held_out"]["hue_de00"], p["train"]["hue_de00"])]
+    ax.set_ylim(0, 1.2 * max(tops + list(summary.get("identity", {}).values())))
+    for a, title, ylabel in ((ax, "hue shifts (§4.1): ΔE00 to the ground truth", "ΔE00"),
+                             (ax2, "held out: own palette (ΔE00 to the photo), stray edges (%)", "ΔE00  /  %")):
+        a.set_xscale("log")
+        a.set_xlim(4, 2500)
+        a.set_xlabel("training photos")
+        a.set_ylabel(ylabel)
+        a.set_title(title, fontsize=10)
+        a.grid(alpha=0.3, which="both")
+        a.legend(fontsize=7, loc="lower left" if a is ax else "best")
+    ax.axvline(summary.get("paper_photos", 1561), color="k", lw=0.6)
+    ax.text(summary.get("paper_photos", 1561), ax.get_ylim()[1], " the paper's 1,561", fontsize=7, va="top")
+    fig.tight_layout()
+    return fig
+
+
+def _draw_trend(ax, pts, colour, at):
+    """The power law of :func:`fit_trend` through ``pts`` with its 95 % band, dotted beyond the data."""
+    import numpy as np
+
+    n = [p["n_photos"] for p in pts]
+    fit = fit_trend(pts)
+    xs = np.geomspace(min(n), at, 60)
+    mid, lo, hi = np.array([fit["predict"](x) for x in xs]).T
+    inside = xs <= max(n)
+    ax.plot(xs[inside], mid[inside], color=colour, lw=1)
+    ax.plot(xs[~inside], mid[~inside], color=colour, lw=1, ls=":")
+    ax.fill_between(xs, lo, hi, color=colour, alpha=0.12,
+                    label=f"power law n^{fit['b']:.2f}±{fit['b_se']:.2f}, 95 % band (dotted: extrapolated)")

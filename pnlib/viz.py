@@ -217,18 +217,21 @@ def two_phase_diagram():
          "Adam on FE + RD: minimise $L_E$ (paper: until it converges; pnlib: steps1 steps)"),
         ("Phase 2 (§3.2): FE frozen; RD and D trained against each other",
          {**common, "FE": (2.4, 3.6, "FE\n(frozen)", "off"),
-          "out": (6.6, 3.6, "$\\hat I_t = [I^L_s, \\hat I^{ab}_t]$", "data"), "LE": (9.0, 3.6, "$L_E$, eq. (3)", "loss"),
+          "out": (6.6, 3.6, "$\\hat I_t = [I^L_s, \\hat I^{ab}_t]$", "data"),
+          "LE": (9.0, 3.6, "$L_E$, eq. (3)", "loss"),
           "Io": (3.2, 1.3, "$(I_o, P_o)$ from $D_{orig}$,\nand $P_t$", "data"), "D": (6.6, 1.3, "D\n(trained)", "D"),
           "LD": (9.0, 2.0, "$L_D$, eq. (7)", "loss"), "LA": (9.0, 0.6, "$L_{Adv}$, eq. (8)", "loss")},
          [("I_s", "FE"), ("FE", "RD"), ("P_t", "RD"), ("RD", "out"), ("out", "LE"), ("It", "LE"),
           ("out", "D"), ("Io", "D"), ("D", "LD"), ("D", "LA")],
-         "every step: Adam on D with $L_D$, then Adam on RD with $L_G = \\lambda L_E + L_{Adv}$ (eq. 9), $\\lambda$ = 10"),
+         "every step: Adam on D with $L_D$, then Adam on RD with $L_G = \\lambda L_E + L_{Adv}$ (eq. 9), "
+         "$\\lambda$ = 10"),
     ]
-    for ax, (title, nodes, edges, caption) in zip(axes, phases):
+    for ax, (title, nodes, edges, caption) in zip(axes, phases, strict=True):
         box = {}
         for name, (x, y, label, kind) in nodes.items():
             box[name] = ax.text(x, y, label, ha="center", va="center", fontsize=11,
-                                bbox=dict(boxstyle="round,pad=0.45", fc=c[kind], ec="black" if kind != "data" else "none"))
+                                bbox=dict(boxstyle="round,pad=0.45", fc=c[kind],
+                                          ec="black" if kind != "data" else "none"))
         for a, b in edges:
             ax.annotate("", xy=nodes[b][:2], xytext=nodes[a][:2], arrowprops=dict(
                 arrowstyle="-|>", color="black", lw=1.2, shrinkA=0, shrinkB=0,
@@ -251,7 +254,7 @@ def plot_history(history: list, ax=None):
     for key, label in (("loss_e", "L_E (eq. 3)"), ("loss_d", "L_D (eq. 7)"), ("loss_adv", "L_Adv (eq. 8)")):
         pts = [(r["step"], r[key]) for r in history if key in r]
         if pts:
-            ax[0].plot(*zip(*pts), label=label)
+            ax[0].plot(*zip(*pts, strict=True), label=label)
     ax[0].set_yscale("log")
     ax[0].set_xlabel("step (one Adam update)")
     adv = any("loss_d" in r for r in history)
@@ -260,7 +263,7 @@ def plot_history(history: list, ax=None):
     ax[0].legend()
     val = [(r["step"], r["val_de00"], r["identity_de00"]) for r in history if "val_de00" in r]
     if val:
-        s, v, idn = zip(*val)
+        s, v, idn = zip(*val, strict=True)
         ax[1].plot(s, v, "o-", label="PaletteNet")
         ax[1].plot(s, idn, "--", color="gray", label="identity (unchanged source)")
         ax[1].legend()
@@ -343,10 +346,10 @@ def plot_phase2(history: list, lam: float = 10.0, axes=None):
 def plot_anticheat(runs: dict, axes=None):
     """The anti-cheat experiment over seeds (§3.2, eq. 5 against eq. 7): per pair, the mean over seeds of
     the share of patches D calls real, with a min-max band. ``runs`` maps anticheat (False / True) to a
-    list of row lists, one per seed, from :func:`pnlib.train.anticheat_experiment`."""
+    list of row lists, one per seed, from :func:`pnlib.experiments.anticheat_experiment`."""
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
-    for ax, flag in zip(axes, (False, True)):
+    for ax, flag in zip(axes, (False, True), strict=True):
         seeds = runs[flag]
         steps = [r["step"] for r in seeds[0]]
         for name in ("Io_Po", "Ihat_Pt", "Io_Pt", "Io_Pother"):
@@ -380,61 +383,11 @@ def plot_phase_change(I_s, out1, out2, I_t, P_t, titles, vmax=None):
     return fig
 
 
-def plot_scaling(summary: dict, size=(11.5, 4.0)):
-    """``figures/data_scaling.png``: held-out error against training photos (log x), per model.
-
-    ``summary``: :func:`pnlib.scaling.summarize`. Left: hue-shift ΔE00 on the held-out photos (filled
-    markers, one per seed) and on each run's own training photos (open markers), the unchanged source as
-    a dashed line, and for the paper's model a power law through the held-out points with its 95 %
-    band, extended to the paper's 1,561 photos (an extrapolation, drawn dotted). Right: the photo asked
-    for its own palette (ΔE00 to the photo) and stray edges, held out.
-    """
-    from .scaling import fit_trend
-
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=size)
-    styles = {"direct": ("tab:blue", "PaletteNet (the paper's)"), "palette": ("tab:orange", "ours: palette head")}
-    for c in summary["curves"]:
-        colour, who = styles.get(c["head"], ("tab:grey", c["head"]))
-        who = f"{who}, {c['size'][0]}×{c['size'][1]}"
-        pts = c["points"]
-        n = [p["n_photos"] for p in pts]
-        marker = "o" if c["size"][0] <= 96 else "s"
-        ax.scatter(n, [p["held_out"]["hue_de00"] for p in pts], color=colour, marker=marker, label=f"{who}: held out")
-        ax.scatter(n, [p["train"]["hue_de00"] for p in pts], facecolors="none", edgecolors=colour, marker=marker,
-                   label=f"{who}: its training photos")
-        ax2.scatter(n, [p["held_out"]["own_de00"] for p in pts], color=colour, marker=marker, label=f"{who}: own palette")
-        ax2.scatter(n, [100 * p["held_out"]["stray_edges"] for p in pts], color=colour, marker="x",
-                    label=f"{who}: stray edges %")
-        if c["head"] == "direct" and len(set(n)) >= 2 and len(n) >= 3:
-            fit = fit_trend(pts)
-            xs = np.geomspace(min(n), summary.get("paper_photos", 1561), 60)
-            mid, lo, hi = np.array([fit["predict"](x) for x in xs]).T
-            inside = xs <= max(n)
-            ax.plot(xs[inside], mid[inside], color=colour, lw=1)
-            ax.plot(xs[~inside], mid[~inside], color=colour, lw=1, ls=":")
-            ax.fill_between(xs, lo, hi, color=colour, alpha=0.12,
-                            label=f"power law n^{fit['b']:.2f}±{fit['b_se']:.2f}, 95 % band (dotted: extrapolated)")
-    for key, value in summary.get("identity", {}).items():
-        ax.axhline(value, color="grey", ls="--", lw=1, label=f"unchanged source ({key})")
-    tops = [v for c in summary["curves"] for p in c["points"] for v in (p["held_out"]["hue_de00"], p["train"]["hue_de00"])]
-    ax.set_ylim(0, 1.2 * max(tops + list(summary.get("identity", {}).values())))
-    for a, title, ylabel in ((ax, "hue shifts (§4.1): ΔE00 to the ground truth", "ΔE00"),
-                             (ax2, "held out: own palette (ΔE00 to the photo), stray edges (%)", "ΔE00  /  %")):
-        a.set_xscale("log")
-        a.set_xlim(4, 2500)
-        a.set_xlabel("training photos")
-        a.set_ylabel(ylabel)
-        a.set_title(title, fontsize=10)
-        a.grid(alpha=0.3, which="both")
-        a.legend(fontsize=7, loc="lower left" if a is ax else "best")
-    ax.axvline(summary.get("paper_photos", 1561), color="k", lw=0.6)
-    ax.text(summary.get("paper_photos", 1561), ax.get_ylim()[1], " the paper's 1,561", fontsize=7, va="top")
-    fig.tight_layout()
-    return fig
 
 
 def plot_phase2_ablation(results: dict, val: dict, index: int, identity: float | None = None, size=3.0):
-    """``figures/phase2_ablation.png``: phase 2 three ways from one phase-1 model (:func:`pnlib.train.phase2_ablation`).
+    """``figures/phase2_ablation.png``: phase 2 three ways from one phase-1 model
+    (:func:`pnlib.experiments.phase2_ablation`).
 
     Top: held-out ΔE00 against the phase-2 step per variant, and D's share of patches right per pair of
     eq. (7) at the last step. Bottom: validation tuple ``index`` (source, ground truth, each variant).

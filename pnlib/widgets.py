@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import io
-import time
 import traceback
 from contextlib import contextmanager
 
@@ -24,8 +23,8 @@ import numpy as np
 import torch
 
 from .color import hue_shift, lab_to_rgb, rgb_to_lab, to_uint8
-from .data import cached_palette
-from .inference import PalettePreview, cached_model, load_image
+from .config import Stopwatch
+from .inference import PalettePreview, cached_model, load_image, palette_of
 from .palette import format_palette, palette_lab_norm, parse_palette
 from .photos import BUNDLED_NAMES, bundled_photos
 
@@ -65,10 +64,10 @@ def png_bytes(rgb_u8: np.ndarray) -> bytes:
 
 
 def _bundled_palette(name: str) -> torch.Tensor:
-    """The palette of a bundled photo (pnlib.data), read from the palette cache after the first time."""
+    """The palette of a bundled photo (:func:`~pnlib.inference.palette_of`, as ``recolor --palette-from``
+    takes it), extracted once per session."""
     if name not in _bundled_cache:
-        photo = dict(bundled_photos())[name]
-        _bundled_cache[name] = cached_palette(load_image(photo), name=f"bundled/{name}")
+        _bundled_cache[name] = palette_of(dict(bundled_photos())[name])
     return _bundled_cache[name]
 
 
@@ -92,16 +91,16 @@ class PaletteControl(widgets.VBox):
         self.model = model if model is not None else cached_model()
         self.rgb = load_image(image)  # (3, H, W), full resolution
         self.preview = int(preview)
-        self.extracted = cached_palette(self.rgb)  # extract_palette, cached on disk by the image's hash
+        self.extracted = palette_of(self.rgb)  # P_s: exactly the palette recolor reads from this photo
         self._base = _quantise(palette if palette is not None else self.extracted)
         self._holding = 0
         self.error = ""
         self.result_png = b""
         self.last_palette_sent = None
         self.last_update_ms = None
-        # FE(I_s) once, at the preview size. The palette head's P_s is the photo's palette as the pickers
-        # start from it, so picker i moves the region of the photo's colour i (no re-matching while editing).
-        self.engine = PalettePreview(self.rgb, self.model, self.preview, photo_palette=_quantise(self.extracted))
+        # FE(I_s) once, at the preview size. The palette head's P_s is the photo's palette (the pickers start
+        # from it, rounded to 8 bits), so picker i moves the region of the photo's colour i (no re-matching).
+        self.engine = PalettePreview(self.rgb, self.model, self.preview, photo_palette=self.extracted)
         self.size, self.preview_size = self.engine.size, self.engine.preview_size
         self._build()
         self.update()
@@ -263,7 +262,7 @@ class PaletteControl(widgets.VBox):
     def update(self) -> bool:
         """Recompute the result for the current palette now; returns False (and shows why) on an error."""
         try:
-            t0 = time.perf_counter()
+            clock = Stopwatch()
             palette = self.current_palette()
             self.swatch.value = _swatch_html(palette)
             P_t = self.palette_lab_norm()
@@ -274,7 +273,7 @@ class PaletteControl(widgets.VBox):
             return False
         self.result_png = png
         self.result.value = png
-        self.last_update_ms = 1000 * (time.perf_counter() - t0)
+        self.last_update_ms = 1000 * clock.s
         (h, w), (H, W) = self.preview_size, self.size
         what = "A, β upsampled to" if self.engine.affine else "Îab upsampled to"
         self.status.value = (f"<span style='color:#666;font-size:90%'>RD at {w}×{h}, {what} "
@@ -300,7 +299,7 @@ def _quantise(palette) -> torch.Tensor:
 def _swatch_html(palette: torch.Tensor) -> str:
     """The target palette P_t as six labelled colour boxes."""
     cells = []
-    for hx, rgb in zip(format_palette(palette), palette.tolist()):
+    for hx, rgb in zip(format_palette(palette), palette.tolist(), strict=True):
         ink = "#000" if 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] > 0.5 else "#fff"
         cells.append(f"<div style='background:{hx};color:{ink};width:70px;height:34px;display:flex;"
                      f"align-items:center;justify-content:center;font:11px monospace'>{hx}</div>")

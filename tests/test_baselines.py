@@ -5,8 +5,15 @@ import torch
 from skimage import data
 from skimage.transform import resize
 
-from pnlib.baselines import (chang_luminance_curve, chang_palette, chang_recolor, chang_target_luminance,
-                             chang_transfer_lab, identity, oracle)
+from pnlib.baselines import (
+    chang_luminance_curve,
+    chang_palette,
+    chang_recolor,
+    chang_target_luminance,
+    chang_transfer_lab,
+    identity,
+    oracle,
+)
 from pnlib.color import hue_shift, lab_to_rgb, rgb_to_lab
 from pnlib.metrics import delta_e00, mean_delta_e00, palette_distance
 from pnlib.palette import parse_palette

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from pnlib import data as D
+from pnlib import palette as Pal
 from pnlib import photos as Ph
 from pnlib.color import hue_shift, normalize_lab, rgb_to_lab
 
@@ -86,7 +87,7 @@ def test_no_validation_image_reaches_training(split):
     sampler = D.PairSampler(train, size=SIZE, batch_size=8, seed=1)
     val_names, train_names = {p.name for p in val}, {p.name for p in train}
     seen = set()
-    for _, batch in zip(range(40), sampler):
+    for _, batch in zip(range(40), sampler, strict=False):
         for key in ("j", "o"):
             seen |= {sampler.names[i] for i in batch[key]}
     assert seen <= train_names and not seen & val_names
@@ -298,6 +299,35 @@ def test_empty_missing_and_useless_folders(tmp_path):
         D.folder_photos(tmp_path / "small.png")
 
 
+def test_too_few_readable_photos_get_one_message_in_photos(tmp_path, capsys):
+    """One good photo and one corrupt file: one error (no warning besides), saying how many photos were
+    read, how many the split needs for training and held out, and which file was skipped and why."""
+    from pnlib.__main__ import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(_noise(seed=9)).save(folder / "good.png")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg" * 30)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError) as e:
+            D.load_split(str(folder))
+    assert not caught, [str(w.message) for w in caught]
+    msg = str(e.value)
+    assert f"1 photo read from {folder} (1 skipped: broken.jpg: unreadable" in msg
+    assert "at least 2 photos in a source: 1 for training and 1 held out" in msg
+    assert "this gives 1 photo for training and 0 photos held out" in msg
+    argv = ["train", "--preset", "ci", "--data", str(folder), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {msg}"]
+    # with a second good photo the split works, and the skipped file is still named, in one warning
+    Image.fromarray(_noise(seed=10)).save(folder / "good2.png")
+    with pytest.warns(UserWarning, match=r"(?s)1 skipped while reading .*broken.jpg: unreadable"):
+        train, val = D.load_split(str(folder), cache_dir=tmp_path / "cache")
+    assert (len(train), len(val)) == (1, 1)
+
+
 def test_palettes_file(tmp_path):
     Image.fromarray(_noise(seed=6)).save(tmp_path / "one.png")
     (tmp_path / "sub").mkdir()
@@ -338,18 +368,18 @@ def test_palette_cache(tmp_path, monkeypatch):
         Image.fromarray(_noise(seed=10 + i)).save(tmp_path / f"p{i}.png")
     cache = tmp_path / "cache"
     calls = []
-    real = D.extract_palette
+    real = Pal.extract_palette
 
     def counting(rgb, **kw):
         calls.append(tuple(rgb.shape))
         return real(rgb, **kw)
 
-    monkeypatch.setattr(D, "extract_palette", counting)
+    monkeypatch.setattr(Pal, "extract_palette", counting)  # what cached_palette calls
     first = D.load_pairs(tmp_path, cache_dir=cache)
     assert len(calls) == 3 and len(list(cache.glob("*.json"))) == 3
     second = D.load_pairs(tmp_path, cache_dir=cache)
     assert len(calls) == 3  # read back, not recomputed
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert torch.equal(a.palette, b.palette)
     Image.fromarray(_noise(seed=99)).save(tmp_path / "p1.png")  # change one image
     D.load_pairs(tmp_path, cache_dir=cache)

@@ -10,21 +10,20 @@ matplotlib.use("Agg")
 from pnlib import evaluate as E
 from pnlib.__main__ import main
 from pnlib.color import denormalize_lab, lab_to_rgb, rgb_to_lab
+from pnlib.config import SHIPPED
 from pnlib.data import load_pairs, split_pairs, validation_set
 from pnlib.metrics import mean_delta_e00
 from pnlib.model import PaletteNet
-from pnlib.palette import RANDOM_L
-from pnlib.palette import match_palette
-from pnlib.checkpoint import FORMAT
-from pnlib.config import get_config
+from pnlib.palette import RANDOM_L, match_palette
 
 SIZE = (32, 48)
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=["direct", "palette"])
+def model(request):
+    """The paper's head and ours (the shipped model's)."""
     torch.manual_seed(0)
-    return PaletteNet(8).eval()
+    return PaletteNet(8, request.param).eval()
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,7 @@ def test_identity_equals_the_direct_delta_e00(results):
     # the 0° tuples are the source itself
     first = [t["shift"] == 0 for t in results["protocol_a"]["tuples"]]
     de = results["protocol_a"]["methods"]["identity"]["per_tuple_de00"]
-    assert max(d for d, f in zip(de, first) if f) < 1e-3
+    assert max(d for d, f in zip(de, first, strict=True) if f) < 1e-3
 
 
 def test_oracle_is_the_floor_and_chang_beats_identity(results):
@@ -77,7 +76,8 @@ def test_json_and_figure(results, tmp_path):
     path = E.save_json(results, tmp_path / "e.json")
     back = json.loads(path.read_text())
     assert "outputs" not in back["protocol_a"] and "outputs" not in back["protocol_b"]
-    assert back["protocol_a"]["methods"]["oracle"]["mean_de00"] == results["protocol_a"]["methods"]["oracle"]["mean_de00"]
+    oracle = results["protocol_a"]["methods"]["oracle"]["mean_de00"]
+    assert back["protocol_a"]["methods"]["oracle"]["mean_de00"] == oracle
     fig = E.comparison_figure(results)
     assert len(fig.axes) == 4 * 6
     matplotlib.pyplot.close(fig)
@@ -93,7 +93,7 @@ def test_extreme_palettes_and_their_figure(model, results):
     for m in ("chang", "palettenet"):
         assert r[m].shape == (n, 3, *SIZE) and 0 <= float(r[m].min()) and float(r[m].max()) <= 1
         assert len(r[m + "_adherence"]) == len(r[m + "_dL"]) == n
-        assert all(e <= a + 1e-6 for a, e in zip(r[m + "_adherence"], r[m + "_adherence_equal_L"]))
+        assert all(e <= a + 1e-6 for a, e in zip(r[m + "_adherence"], r[m + "_adherence_equal_L"], strict=True))
     # each target, drawn in P_s's order, is the same set of colours as the palette asked for
     grey = E.parse_palette(E.EXTREME_PALETTES["all grey"])
     assert sorted(map(tuple, r["targets"][0].tolist())) == sorted(map(tuple, grey.tolist()))
@@ -137,20 +137,21 @@ def test_cli_missing_checkpoint_exits_2(tmp_path, capsys):
     assert str(missing) in err and err.startswith("error:") and len(err.strip().splitlines()) == 1
 
 
-def test_cli_missing_data_folder_exits_2(tmp_path, model, capsys):
-    ck = tmp_path / "m.pt"
-    torch.save({"format": FORMAT, "config": get_config("ci", head=model.head), "step": 0, "G": model.state_dict(), "history": []}, ck)
+def test_cli_missing_data_folder_exits_2(tmp_path, model, capsys, save_model):
+    ck = save_model(model, tmp_path / "m.pt")
     assert main(["eval", "--checkpoint", str(ck), "--data", str(tmp_path / "photos")]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path / "photos") in err and len(err.strip().splitlines()) == 1
 
 
-def test_cli_eval_prints_the_table_and_writes_json(tmp_path, model, capsys):
-    ck = tmp_path / "m.pt"
-    torch.save({"format": FORMAT, "config": get_config("ci", head=model.head), "step": 50, "G": model.state_dict(), "history": []}, ck)
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped checkpoint (pnlib/checkpoints/palettenet.pt)")
+def test_cli_eval_of_the_shipped_model_prints_the_table_and_writes_json(tmp_path, capsys):
     out = tmp_path / "res" / "e.json"
-    assert main(["eval", "--checkpoint", str(ck), "--size", *map(str, SIZE), "--out", str(out)]) == 0
+    assert main(["eval", "--checkpoint", str(SHIPPED), "--size", *map(str, SIZE), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"checkpoint: {ck}" in printed and "| palettenet |" in printed and str(out) in printed
+    assert f"checkpoint: {SHIPPED} (preset 'quick', width 16, head palette, step 3600 of 3600)" in printed
+    assert "| palettenet |" in printed and str(out) in printed
     back = json.loads(out.read_text())
-    assert back["checkpoint"] == str(ck) and back["size"] == list(SIZE)
+    assert back["checkpoint"] == str(SHIPPED) and back["size"] == list(SIZE) and back["model"]["head"] == "palette"
+    a = back["protocol_a"]["methods"]
+    assert a["palettenet"]["mean_de00"] < a["identity"]["mean_de00"]   # a trained model beats doing nothing

@@ -6,7 +6,6 @@ here costs seconds of CPU, not minutes of a 15-minute GPU lease).
 import os
 import subprocess
 import tarfile
-from pathlib import Path
 
 from pnlib.config import REPO_ROOT
 

@@ -1,5 +1,6 @@
 """pnlib.inference: load_model, load_image, recolor at any size, the `recolor` command (seconds, no shipped file)."""
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +11,11 @@ import torch
 from PIL import Image
 from skimage import data, transform
 
+from pnlib import checkpoint as CK
 from pnlib import inference as I
 from pnlib.__main__ import main
 from pnlib.bench import bench_recolor
-from pnlib.checkpoint import FORMAT, CheckpointMismatch
+from pnlib.checkpoint import CheckpointMismatch
 from pnlib.color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab
 from pnlib.config import get_config
 from pnlib.model import PaletteNet
@@ -24,17 +26,11 @@ PALETTE = "#264653,#2a9d8f,#e9c46a,#f4a261,#e76f51,#f1faee"
 MODERATE = "#7a6a5a,#a08070,#506070,#c0b0a0,#607050,#303030"
 
 
-def _save_checkpoint(path, model):
-    """The format export_model writes: format, config, step, G, history."""
-    torch.save({"format": FORMAT, "config": get_config("ci", head=model.head), "step": 0,
-                "G": model.state_dict(), "history": []}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=["direct", "palette"])
+def model(request):
+    """The paper's head and ours (the shipped model's)."""
     torch.manual_seed(0)
-    return PaletteNet(8).eval()
+    return PaletteNet(8, request.param).eval()
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +45,10 @@ def moderate_model():
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory, model):
-    return _save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt", model)
+def ckpt(tmp_path_factory, save_model):
+    """A saved model with our head, as shipped, for the command-line tests."""
+    torch.manual_seed(0)
+    return save_model(PaletteNet(8, "palette").eval(), tmp_path_factory.mktemp("ckpt") / "model.pt")
 
 
 @pytest.fixture(scope="module")
@@ -63,31 +61,79 @@ def photo():
 # load_model
 
 
-def test_load_model_reads_width_and_weights(ckpt, model):
-    G = I.load_model(ckpt, device="cpu")
+def test_load_model_reads_width_and_weights(tmp_path, save_model, model):
+    G = I.load_model(save_model(model, tmp_path / "model.pt"), device="cpu")
     assert isinstance(G, PaletteNet) and G.width == 8 and not G.training
     for k, v in model.state_dict().items():
         torch.testing.assert_close(G.state_dict()[k], v)
 
 
-def test_load_model_without_head_key_is_the_papers(tmp_path, model):
+def _old_layout(path, G, cfg):
+    """A checkpoint as pnlib wrote them before model_args (format version 1): the network from the config."""
+    torch.save({"format": "pnlib-checkpoint/1", "config": cfg, "step": 0, "G": G.state_dict(), "history": []}, path)
+    return path
+
+
+def test_load_model_without_head_key_is_the_papers(tmp_path):
     """Checkpoints written before the head setting existed hold the paper's direct head."""
     cfg = get_config("ci")
     del cfg["head"]
-    path = tmp_path / "old.pt"
-    torch.save({"format": FORMAT, "config": cfg, "step": 0, "G": model.state_dict(), "history": []}, path)
-    assert I.load_model(path, device="cpu").head == "direct"
+    assert I.load_model(_old_layout(tmp_path / "old.pt", PaletteNet(8), cfg), device="cpu").head == "direct"
 
 
-def test_load_model_affine_and_head_mismatch(tmp_path):
+@pytest.mark.parametrize("head", ["direct", "affine", "palette"])
+def test_checkpoints_store_model_args_and_old_ones_still_load(tmp_path, save_model, head):
+    """A checkpoint holds PaletteNet's constructor arguments and its format version; one written in the
+    old layout (no model_args: built from the config, as the shipped checkpoint is) loads the same."""
+    torch.manual_seed(3)
+    G = PaletteNet(12, head).eval()
+    state = CK.read_checkpoint(save_model(G, tmp_path / "new.pt"))
+    assert state["format"] == CK.FORMAT == "pnlib-checkpoint/2"
+    assert state["model_args"] == {"width": 12, "head": head}
+    old = _old_layout(tmp_path / "old.pt", G, get_config("ci", head=head, width=12))
+    for path in (tmp_path / "new.pt", old):
+        back = I.load_model(path, device="cpu")
+        assert (back.width, back.head) == (12, head)
+        for k, v in G.state_dict().items():
+            assert torch.equal(back.state_dict()[k], v), (path, k)
+    # export reads the old layout and writes the current one
+    CK.export_model(old, tmp_path / "exported.pt")
+    assert CK.read_checkpoint(tmp_path / "exported.pt")["model_args"] == {"width": 12, "head": head}
+
+
+def test_model_args_win_over_the_config_and_are_checked(tmp_path, save_model):
     torch.manual_seed(2)
     aff = PaletteNet(8, "affine").eval()
-    G = I.load_model(_save_checkpoint(tmp_path / "aff.pt", aff), device="cpu")
+    state = CK.read_checkpoint(save_model(aff, tmp_path / "aff.pt"))
+    state["config"]["head"], state["config"]["width"] = "direct", 64   # model_args build the network
+    G = CK.generator_from_state(state, "aff.pt")
+    assert (G.width, G.head) == (8, "affine")
+    bad = [({"width": 8, "head": "tanh"}, "unknown head 'tanh'"),
+           ({"width": "8", "head": "direct"}, "positive int width"),
+           ({"width": 8}, "model_args must be")]
+    for args, msg in bad:
+        with pytest.raises(CheckpointMismatch, match=msg):
+            CK.generator_from_state({**state, "model_args": args}, "x.pt")
+
+
+def test_load_model_affine_and_head_mismatch(tmp_path, save_model):
+    torch.manual_seed(2)
+    aff = PaletteNet(8, "affine").eval()
+    G = I.load_model(save_model(aff, tmp_path / "aff.pt"), device="cpu")
     assert G.head == "affine"
-    torch.save({"format": FORMAT, "config": get_config("ci", head="direct"), "step": 0,
-                "G": aff.state_dict(), "history": []}, tmp_path / "bad.pt")
+    wrong = CK.checkpoint_state({"width": 8, "head": "direct"}, aff.state_dict(), get_config("ci", head="direct"),
+                                0, [])
+    CK.atomic_save(wrong, tmp_path / "bad.pt")
     with pytest.raises(CheckpointMismatch, match="do not fit PaletteNet"):
         I.load_model(tmp_path / "bad.pt", device="cpu")
+
+
+@pytest.mark.skipif(not I.SHIPPED.is_file(), reason="no shipped checkpoint (pnlib/checkpoints/palettenet.pt)")
+def test_the_shipped_checkpoint_is_the_old_layout_and_loads():
+    state = CK.read_checkpoint(I.SHIPPED)
+    assert state["format"] == "pnlib-checkpoint/1" and "model_args" not in state
+    G = I.load_model(device="cpu")
+    assert (G.width, G.head) == (16, "palette")
 
 
 def test_load_model_missing_shipped_says_how_to_make_it(monkeypatch, tmp_path):
@@ -115,9 +161,10 @@ def test_optimized_model_computes_the_same(model, photo):
     fast = I.optimize_for_inference(copy.deepcopy(model))
     assert fast.state_dict().keys() == model.state_dict().keys()
     x = normalize_lab(rgb_to_lab(I.load_image(photo)[None]))
-    P = I.palette_lab_norm(PALETTE)[None]
+    P_t, P_s = I.target_and_source(I.load_image(photo), PALETTE, model)
+    P_s = None if P_s is None else P_s[None]
     with torch.inference_mode():
-        torch.testing.assert_close(fast(x, P), model(x, P), atol=1e-4, rtol=0)
+        torch.testing.assert_close(fast(x, P_t[None], P_s), model(x, P_t[None], P_s), atol=1e-4, rtol=0)
     diff = np.abs(I.recolor(photo, PALETTE, model=fast).astype(int) - I.recolor(photo, PALETTE, model=model))
     assert diff.max() <= 1
 
@@ -203,8 +250,9 @@ def test_recolor_keeps_L_where_the_colour_is_in_gamut(model, photo):
     """Î_t = [I^L_s, Îab_t] (§2): wherever [L_s, Îab_t] is displayable, L survives up to 8-bit rounding."""
     out = I.recolor(photo, PALETTE, model=model)
     x = normalize_lab(rgb_to_lab(I.load_image(photo)[None].double())).float()
+    P_t, P_s = I.target_and_source(I.load_image(photo), PALETTE, model)   # what recolor gives the model
     with torch.inference_mode():
-        lab = denormalize_lab(model.recolor_any_size(x, I.palette_lab_norm(PALETTE)[None]).double())
+        lab = denormalize_lab(model.recolor_any_size(x, P_t[None], None if P_s is None else P_s[None]).double())
     raw = lab_to_rgb(torch.cat([rgb_to_lab(I.load_image(photo)[None].double())[:, :1], lab[:, 1:]], 1),
                      clip=False)[0]
     inside = ((raw >= 0) & (raw <= 1)).all(0)
@@ -238,7 +286,8 @@ def test_palette_of(photo):
 def _cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "pnlib", "recolor", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+                               "PNLIB_RUNS_DIR": os.environ["PNLIB_RUNS_DIR"]})
 
 
 @pytest.fixture(scope="module")
@@ -318,15 +367,18 @@ def test_bench_recolor_prints_its_line(capsys):
     assert "recolor 32x48 (2 threads):" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("head", ["direct", "affine"])
+@pytest.mark.parametrize("head", ["direct", "affine", "palette", "shipped"])
 def test_palette_preview_at_full_size_equals_recolor(photo, head):
     """PalettePreview (the sliders' maths, no widgets): FE once, then RD per palette; at the photo's own
-    size (nothing to upsample) it gives recolor's pixels."""
+    size (nothing to upsample) it gives recolor's pixels. The palette head (ours, the shipped model's)
+    reads the photo's P_s in both (palette_of); the sliders keep the palette's order (match=False)."""
+    if head == "shipped" and not I.SHIPPED.is_file():
+        pytest.skip("no shipped checkpoint (pnlib/checkpoints/palettenet.pt)")
     torch.manual_seed(0)
-    G = PaletteNet(8, head).eval()
+    G = I.load_model(device="cpu") if head == "shipped" else PaletteNet(8, head).eval()
     preview = I.PalettePreview(I.load_image(photo), G, preview=max(photo.shape[:2]))
     assert preview.preview_size == preview.size == photo.shape[:2]
     for P in (PALETTE, MODERATE):
         out = preview.render(I.palette_lab_norm(P))
         assert out.shape == photo.shape and out.dtype == np.uint8
-        assert np.abs(out.astype(int) - I.recolor(photo, P, model=G)).max() <= 1
+        assert np.abs(out.astype(int) - I.recolor(photo, P, model=G, match=False)).max() <= 1

@@ -1,5 +1,6 @@
 """Large photos (issue 17): the network at a working resolution, its colour transform upsampled, in bounded memory."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -110,8 +111,8 @@ def test_recolor_palettes_at_a_working_size_equals_recolor():
 
 
 def test_cli_writes_jpeg_at_quality_95_and_takes_work_size(tmp_path, monkeypatch):
-    from pnlib.__main__ import main
     import pnlib.inference
+    from pnlib.__main__ import main
 
     Image.fromarray(_photo(90, 130)).save(tmp_path / "in.png")
     G = _palette_model()
@@ -149,7 +150,7 @@ print(json.dumps({"shape": list(out.shape), "peak_mb": resource.getrusage(resour
 
 def test_a_24mp_photo_recolors_within_2_gb():
     """A 6000×4000 synthetic photo, in a fresh process: its peak resident memory stays under 2 GB."""
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "PNLIB_RUNS_DIR": os.environ["PNLIB_RUNS_DIR"]}
     proc = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])

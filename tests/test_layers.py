@@ -54,3 +54,29 @@ def test_recolor_does_not_load_the_training_loop():
             "assert 'pnlib.train' not in sys.modules, 'recolor loaded pnlib.train'\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+MAX_MODULE_LINES = 450
+MAX_FUNCTION_LINES = 50
+
+
+def _functions(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+
+
+def test_every_module_is_at_most_450_lines():
+    long = {p.name: n for p in sorted(PKG.glob("*.py")) if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"split these modules by job (at most {MAX_MODULE_LINES} lines): {long}"
+
+
+def test_every_function_is_at_most_50_lines():
+    """Counted from ``def`` (decorators included) to its last line, docstring and nested functions included."""
+    long = {}
+    for path in sorted(PKG.glob("*.py")):
+        for fn in _functions(ast.parse(path.read_text())):
+            first = min([fn.lineno] + [d.lineno for d in fn.decorator_list])
+            if fn.end_lineno - first + 1 > MAX_FUNCTION_LINES:
+                long[f"{path.name}:{fn.lineno} {fn.name}"] = fn.end_lineno - first + 1
+    assert not long, f"split these functions (at most {MAX_FUNCTION_LINES} lines): {long}"

@@ -4,8 +4,16 @@ import math
 import pytest
 import torch
 
-from pnlib.losses import (LAMBDA, adversarial_loss, bce, discriminator_accuracy, discriminator_loss,
-                          discriminator_terms, e_loss, generator_loss)
+from pnlib.losses import (
+    LAMBDA,
+    adversarial_loss,
+    bce,
+    discriminator_accuracy,
+    discriminator_loss,
+    discriminator_terms,
+    e_loss,
+    generator_loss,
+)
 from pnlib.model import Discriminator
 
 

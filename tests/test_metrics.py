@@ -5,8 +5,15 @@ import torch
 from skimage.color import deltaE_ciede2000
 
 from pnlib.color import lab_to_rgb, rgb_to_lab
-from pnlib.metrics import (delta_e00, display_lab, luminance_error, mean_delta_e00, palette_adherence,
-                           palette_distance, per_image_delta_e00)
+from pnlib.metrics import (
+    delta_e00,
+    display_lab,
+    luminance_error,
+    mean_delta_e00,
+    palette_adherence,
+    palette_distance,
+    per_image_delta_e00,
+)
 from pnlib.palette import parse_palette
 
 SIX = ["#e63946", "#f1faee", "#a8dadc", "#457b9d", "#1d3557", "#ffb703"]

@@ -4,8 +4,17 @@ import torch
 from torch import nn
 
 from pnlib.losses import adversarial_loss, e_loss, generator_loss
-from pnlib.model import (HEADS, Discriminator, PaletteNet, apply_affine, count_parameters, crop_to,
-                         pad_to_multiple, summary, tile_palette)
+from pnlib.model import (
+    HEADS,
+    Discriminator,
+    PaletteNet,
+    apply_affine,
+    count_parameters,
+    crop_to,
+    pad_to_multiple,
+    summary,
+    tile_palette,
+)
 
 torch.manual_seed(0)
 
@@ -13,6 +22,11 @@ torch.manual_seed(0)
 def inputs(n, h, w):
     """A random normalised-LAB image I_s and palette P_t."""
     return torch.rand(n, 3, h, w) * 2 - 1, torch.rand(n, 6, 3) * 2 - 1
+
+
+def source_palette(G, P_t):
+    """P_s for a model that reads one (the palette head): another random palette; else None."""
+    return torch.rand_like(P_t) * 2 - 1 if G.uses_source_palette else None
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -26,7 +40,7 @@ def test_shapes(n, h, w, width, head):
         ab = G(I_s, P_t, P_s)
         logits = D(G.recolor_lab(I_s, P_t, P_s), P_t)
     # eq. (1): c1 is the deepest (8w at H/16), c4 the shallowest (w at H/2)
-    for ci, ch, k in zip(c, (8, 4, 2, 1), (16, 8, 4, 2)):
+    for ci, ch, k in zip(c, (8, 4, 2, 1), (16, 8, 4, 2), strict=True):
         assert ci.shape == (n, ch * width, h // k, w // k)
     assert ab.shape == (n, 2, h, w)
     if head == "direct":
@@ -75,11 +89,12 @@ def test_size_not_multiple_of_16_raises(h, w):
         Discriminator(4)(I_s, P_t)
 
 
-def test_recolor_any_size_keeps_size_and_L():
-    G = PaletteNet(8).eval()
+@pytest.mark.parametrize("head", HEADS)
+def test_recolor_any_size_keeps_size_and_L(head):
+    G = PaletteNet(8, head).eval()
     I_s, P_t = inputs(1, 37, 53)
     with torch.no_grad():
-        out = G.recolor_any_size(I_s, P_t)
+        out = G.recolor_any_size(I_s, P_t, source_palette(G, P_t))
     assert out.shape == (1, 3, 37, 53)
     assert torch.equal(out[:, :1], I_s[:, :1])
 
@@ -93,10 +108,11 @@ def test_pad_to_multiple_and_crop_to():
     assert tiny.shape[-2:] == (16, 32)  # 16×16 would leave one pixel at H/16 for InstanceNorm
 
 
-def test_recolor_any_size_tiny_image():
-    G = PaletteNet(4)
+@pytest.mark.parametrize("head", HEADS)
+def test_recolor_any_size_tiny_image(head):
+    G = PaletteNet(4, head)
     I_s, P_t = inputs(1, 5, 7)
-    assert G.recolor_any_size(I_s, P_t).shape == (1, 3, 5, 7)
+    assert G.recolor_any_size(I_s, P_t, source_palette(G, P_t)).shape == (1, 3, 5, 7)
 
 
 def test_phase1_e_loss_reaches_every_parameter():
@@ -123,15 +139,17 @@ def test_apply_affine_is_a_matrix_per_pixel():
     torch.testing.assert_close(apply_affine(t, ab), want)
 
 
-def test_affine_e_loss_reaches_every_parameter_after_one_step():
-    # the zero-initialised last conv passes no gradient back at step 0; after one step all of G learns
-    G = PaletteNet(8, "affine")
+@pytest.mark.parametrize("head", ["affine", "palette"])
+def test_e_loss_reaches_every_parameter_after_one_step(head):
+    # ours: the zero-initialised last conv passes no gradient back at step 0; after one step all of G learns
+    G = PaletteNet(8, head)
     opt = torch.optim.Adam(G.parameters(), lr=1e-3)
     I_s, P_t = inputs(2, 32, 48)
+    P_s = source_palette(G, P_t)
     target = torch.rand(2, 2, 32, 48) * 2 - 1
     for _ in range(2):
         opt.zero_grad()
-        e_loss(G(I_s, P_t), target).backward()
+        e_loss(G(I_s, P_t, P_s), target).backward()
         opt.step()
     for name, p in G.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -142,15 +160,16 @@ def test_unknown_head_is_refused():
         PaletteNet(8, "tanh")
 
 
-def test_phase2_frozen_fe_unchanged_rd_trained():
+@pytest.mark.parametrize("head", HEADS)
+def test_phase2_frozen_fe_unchanged_rd_trained(head):
     # §3.2 / Fig. 4: phase 2 freezes FE and trains RD with λ L_E + L_Adv
-    G, D = PaletteNet(8), Discriminator(8)
+    G, D = PaletteNet(8, head), Discriminator(8)
     G.encoder.requires_grad_(False).eval()
     fe_before = {k: v.clone() for k, v in G.encoder.state_dict().items()}
     rd_before = {k: v.clone() for k, v in G.decoder.state_dict().items()}
     opt = torch.optim.Adam(G.decoder.parameters(), lr=2e-4, betas=(0.5, 0.999))
     I_s, P_t = inputs(2, 32, 48)
-    I_hat = G.recolor_lab(I_s, P_t)
+    I_hat = G.recolor_lab(I_s, P_t, source_palette(G, P_t))
     loss = generator_loss(e_loss(I_hat[:, 1:], torch.zeros(2, 2, 32, 48)), adversarial_loss(D, I_hat, P_t))
     loss.backward()
     opt.step()

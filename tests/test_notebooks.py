@@ -10,7 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-LITERAL = re.compile(r"""^\s*(#.*)?$|^\s*[A-Z_][A-Z0-9_]*\s*=\s*("[^"]*"|'[^']*'|-?\d+(\.\d+)?|True|False|None)\s*(#.*)?$""")
+LITERAL = re.compile(r"""^\s*(#.*)?$"""
+                     r"""|^\s*[A-Z_][A-Z0-9_]*\s*=\s*("[^"]*"|'[^']*'|-?\d+(\.\d+)?|True|False|None)\s*(#.*)?$""")
 
 
 def _nb(path):
@@ -52,7 +53,8 @@ def test_notebook_conventions(path):
     n_ex = len(re.findall(r"^\s*\d+\.\s", ex, re.M))
     assert 3 <= n_ex <= 5, f"3-5 exercises, found {n_ex}"
     hints = re.findall(r"<details>\s*<summary>[^<]+</summary>.+?</details>", ex, re.S)
-    assert len(hints) == n_ex, f"one collapsed hint (<details><summary>…</summary>…</details>) per exercise: {len(hints)} for {n_ex}"
+    assert len(hints) == n_ex, \
+        f"one collapsed hint (<details><summary>…</summary>…</details>) per exercise: {len(hints)} for {n_ex}"
     for item in re.split(r"^\s*\d+\.\s", ex, flags=re.M)[1:]:
         assert "<details>" in item, f"exercise without a collapsed hint: {item[:80]!r}"
     long = [_src(c).splitlines()[0] for c in code if len(_src(c).splitlines()) > 15]

@@ -51,7 +51,7 @@ def test_parse_errors_name_the_problem(bad, msg):
 def _six_regions():
     cols = parse_palette(SIX)
     sizes = [30, 25, 20, 12, 8, 5]  # columns per colour: a known order by area
-    img = torch.cat([c[:, None, None].expand(3, 24, w) for c, w in zip(cols, sizes)], dim=2)
+    img = torch.cat([c[:, None, None].expand(3, 24, w) for c, w in zip(cols, sizes, strict=True)], dim=2)
     return img, cols
 
 
@@ -152,8 +152,8 @@ def test_the_own_palette_in_any_order_pairs_with_itself(photo_palettes):
 def test_designer_palettes_pair_as_the_least_total_delta_e(photo_palettes):
     """Other photos' palettes and random ones are no hue turn of the photo's: their pairing is the
     least-ΔE00 one, so its total ΔE00 is no worse than the plain Hungarian pairing's (equal)."""
-    from pnlib.palette import find_hue_rotation, match_colors, match_palette, ROTATION_GATE
     from pnlib.color import rgb_to_lab
+    from pnlib.palette import ROTATION_GATE, find_hue_rotation, match_colors, match_palette
     lab = lambda p: rgb_to_lab(p.double(), dim=-1).numpy()  # noqa: E731
     rand = random_palettes(6, seed=11)
     ratios = []

@@ -10,9 +10,9 @@ from skimage import data, transform
 import pnlib
 from pnlib import evaluate as E
 from pnlib.color import denormalize_lab, normalize_lab, rgb_to_lab
-from pnlib.data import PairSampler, load_split, split_pairs, load_pairs
-from pnlib.metrics import palette_distance, stray_edges
 from pnlib.correspondence import PaletteTransfer
+from pnlib.data import PairSampler, load_pairs, load_split, split_pairs
+from pnlib.metrics import palette_distance, stray_edges
 from pnlib.model import PaletteNet, apply_affine
 from pnlib.palette import extract_palette, match_palette
 
@@ -184,7 +184,9 @@ def test_evaluate_own_palette_row(model):
 def test_export_names_every_data_source(tmp_path):
     """The shipped checkpoint's JSON says which photos trained it: each source, with its photo count."""
     import json
+
     from PIL import Image
+
     from pnlib import train as T
     from pnlib.checkpoint import checkpoint_path, export_model
     folder = tmp_path / "mine"
@@ -193,7 +195,8 @@ def test_export_names_every_data_source(tmp_path):
     for i in range(3):
         Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
     T.train("ci", out=tmp_path / "run", progress=False, steps1=2, steps2=0, data=f"bundled,{folder}")
-    info = json.loads(export_model(checkpoint_path(tmp_path / "run"), tmp_path / "m.pt").with_suffix(".json").read_text())
+    exported = export_model(checkpoint_path(tmp_path / "run"), tmp_path / "m.pt")
+    info = json.loads(exported.with_suffix(".json").read_text())
     assert [(s["name"], s["photos"]) for s in info["data_sources"]] == [("bundled", 8), ("mine", 3)]
 
 
@@ -209,22 +212,21 @@ def test_affine_maps_in_raw_and_normalised_units_agree():
     torch.testing.assert_close(denormalize_lab(torch.cat([normalize_lab(lab)[:, :1], got], 1))[:, 1:], want)
 
 
-def test_cli_keep_order(model, photo, tmp_path):
+def test_cli_keep_order(model, photo, tmp_path, save_model):
     """`recolor --keep-order` is recolor(match=False): a shuffled palette then gives another picture."""
     from PIL import Image
+
     from pnlib.__main__ import main
-    from pnlib.checkpoint import FORMAT
-    from pnlib.config import get_config
-    ck = tmp_path / "m.pt"
-    torch.save({"format": FORMAT, "config": get_config("ci", head="palette"), "step": 0,
-                "G": model.state_dict(), "history": []}, ck)
+    ck = save_model(model, tmp_path / "m.pt")
     src = tmp_path / "in.png"
     Image.fromarray(photo).save(src)
     pal = "#1d3557,#e63946,#a8dadc,#f1faee,#457b9d,#2a9d8f"
     shuffled = ",".join(reversed(pal.split(",")))
     outs = {}
-    for name, p, extra in (("a", pal, []), ("b", shuffled, []), ("c", pal, ["--keep-order"]), ("d", shuffled, ["--keep-order"])):
-        assert main(["recolor", str(src), "--palette", p, "-o", str(tmp_path / f"{name}.png"), "--checkpoint", str(ck)] + extra) == 0
+    runs = (("a", pal, []), ("b", shuffled, []), ("c", pal, ["--keep-order"]), ("d", shuffled, ["--keep-order"]))
+    for name, p, extra in runs:
+        out = tmp_path / f"{name}.png"
+        assert main(["recolor", str(src), "--palette", p, "-o", str(out), "--checkpoint", str(ck)] + extra) == 0
         outs[name] = np.asarray(Image.open(tmp_path / f"{name}.png"))
     assert np.array_equal(outs["a"], outs["b"]) and not np.array_equal(outs["c"], outs["d"])
 

@@ -7,9 +7,9 @@ import torch
 
 from pnlib.config import get_config
 from pnlib.data import PairSampler, load_split, nested_subset, validation_set
+from pnlib.experiments import phase2_ablation
 from pnlib.model import PaletteNet
 from pnlib.scaling import fit_trend, load_points, run_point
-from pnlib.train import phase2_ablation
 
 
 def test_nested_subsets_only_ever_add_photos():

@@ -67,6 +67,19 @@ def test_checkpoint_holds_plain_config_and_loads_weights_only(ci_run):
     assert hist[-1]["step"] == state["step"]
 
 
+def test_every_file_a_run_writes_has_one_layout(ci_run, tmp_path):
+    """checkpoint.pt, phase1.pt and an exported model: one format (with its version), the model's
+    constructor arguments, and the same keys (checkpoint.pt adds D, the optimisers, the random state)."""
+    out, *_, G2 = ci_run
+    files = {"run": out / "checkpoint.pt", "phase1": out / "phase1.pt",
+             "export": CK.export_model(out / "checkpoint.pt", tmp_path / "m.pt")}
+    states = {k: CK.read_checkpoint(p) for k, p in files.items()}
+    common = {"format", "model_args", "config", "step", "history", "G"}
+    for name, state in states.items():
+        assert state["format"] == CK.FORMAT and state["model_args"] == G2.model_args == {"width": 8, "head": "palette"}
+        assert set(state) - common == ({"D", "opt_g", "opt_rd", "opt_d", "rng"} if name == "run" else set()), name
+
+
 def test_load_or_train_loads_a_finished_run(ci_run, capsys):
     out = ci_run[0]
     G, hist = T.load_or_train("ci", out=out, progress=False)

@@ -12,10 +12,11 @@ from pnlib.widgets import PaletteControl, lab_to_lch
 ipywidgets = pytest.importorskip("ipywidgets")
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=["direct", "palette"])
+def model(request):
+    """The paper's head and ours (the shipped model's)."""
     torch.manual_seed(0)
-    return PaletteNet(8).eval()
+    return PaletteNet(8, request.param).eval()
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,9 @@ def _lab_norm(p):
 
 
 def test_builds_with_extracted_palette_and_full_resolution_result(w):
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     assert isinstance(w, ipywidgets.VBox)
     assert len(w.pickers) == 6 and len(w.sliders) == 6 and set(w.sliders[0]) == {"L", "C", "h"}
@@ -137,7 +139,7 @@ def test_errors_are_shown_in_the_widget_and_cleared(w, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(w.model, "forward_features", boom)
+    monkeypatch.setattr(w.engine, "render", boom)
     w.pickers[4].value = "#abcdef"  # the observer runs update(); nothing may propagate out of it
     assert "boom" in w.error and "RuntimeError" in w.error
     assert "boom" in w.error_area.value and "#b00020" in w.error_area.value  # shown, in red
@@ -159,8 +161,9 @@ def test_bench_widget_prints_its_line(capsys):
 def test_affine_head_applies_the_transform_at_full_resolution(photo):
     """Affine head: A, β are upsampled and applied to the full-size chroma. An untrained one is the
     identity, so the widget must give back the photo itself, sharp, although RD ran at 21×32."""
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     torch.manual_seed(0)
     w = PaletteControl(image=photo, model=PaletteNet(8, "affine").eval(), preview=32)
@@ -168,3 +171,17 @@ def test_affine_head_applies_the_transform_at_full_resolution(photo):
     with Image.open(io.BytesIO(w.result_png)) as im:
         out = np.asarray(im.convert("RGB")).astype(int)
     assert np.abs(out - photo.astype(int)).max() <= 2
+
+
+def test_the_sliders_read_the_palette_recolor_reads_on_a_large_photo():
+    """One P_s for the sliders, recolor and palette_of: on a 1536×1536 photo (above the 1024 px at which
+    a photo's palette is extracted) the sliders' P_s is palette_of's, exactly."""
+    from pnlib.inference import load_image, palette_of
+    from pnlib.palette import extract_palette
+
+    big = (transform.resize(data.coffee(), (1536, 1536), anti_aliasing=True) * 255).round().astype(np.uint8)
+    torch.manual_seed(0)
+    w = PaletteControl(image=big, model=PaletteNet(8, "palette").eval(), preview=64)
+    own = palette_of(big)
+    assert torch.equal(w.engine.photo_palette, own) and torch.equal(w.extracted, own)
+    assert not torch.equal(extract_palette(load_image(big)), own)   # the full-size photo's palette differs

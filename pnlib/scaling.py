@@ -229,7 +229,7 @@ def to_markdown(summary: dict) -> str:
     return "\n".join(out)
 
 
-def plot_scaling(summary: dict, size=(11.5, 4.0)):
+def plot_scaling(summary: dict, size=(12.5, 5.2)):
     """``figures/data_scaling.png``: held-out error against training photos (log x), per model.
 
     ``summary``: :func:`pnlib.scaling.summarize`. Left: hue-shift ΔE00 on the held-out photos (filled
@@ -270,7 +270,7 @@ def plot_scaling(summary: dict, size=(11.5, 4.0)):
         a.set_ylabel(ylabel)
         a.set_title(title, fontsize=10)
         a.grid(alpha=0.3, which="both")
-        a.legend(fontsize=7, loc="lower left" if a is ax else "best")
+        a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ax.axvline(summary.get("paper_photos", 1561), color="k", lw=0.6)
     ax.text(summary.get("paper_photos", 1561), ax.get_ylim()[1], " the paper's 1,561", fontsize=7, va="top")
     fig.tight_layout()

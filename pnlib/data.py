@@ -385,7 +385,7 @@ class PairSampler:
             P_o = self.palettes[o.to(dev)]
             if self.jitter:  # I_o jittered like I_s (and P_o like P_t where P_t is): D cannot tell by jitter
                 rgb_o = self._jitter_apply(rgb_o, jitter_o, 1)
-                P_o = self._jitter_apply(P_o.clone(), jitter_o, -1) if self.source_palette else P_o
+                P_o = self._jitter_apply(P_o, jitter_o, -1) if self.source_palette else P_o
             out["I_o"] = _lab_norm(rgb_to_lab(rgb_o))
             out["P_o"] = palette_lab_norm(P_o).clamp_(-1.0, 1.0)
             out["rgb_o"] = rgb_o

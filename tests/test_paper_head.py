@@ -21,3 +21,12 @@ def test_direct_head_gets_the_target_paired_with_the_photos_palette():
     assert not (a == c).all()
     shuffled = target[torch.tensor([3, 0, 5, 1, 4, 2])]        # any order of the same colours: one result
     assert (recolor(photo, shuffled, model=G) == a).all()
+
+
+def test_paper_model_is_the_shipped_paper_checkpoint_at_small_presets():
+    from pnlib.config import SHIPPED_MODELS
+    from pnlib.experiments import paper_model
+
+    G, note = paper_model("ci", device="cpu")
+    assert G.head == "direct" and not G.uses_source_palette
+    assert SHIPPED_MODELS["paper"].name in note and note.startswith("PaletteNet (the paper's)")

@@ -35,9 +35,9 @@ import torch
 from pnlib import palette as pal
 from pnlib.color import denormalize_lab, hue_shift, lab_to_rgb, normalize_lab, rgb_to_lab
 from pnlib.data import SHIFTS, load_split, validation_set
-from pnlib.evaluate import _adherence, _palettenet, protocol_b_targets
 from pnlib.inference import load_model
 from pnlib.metrics import display_lab, per_image_delta_e00
+from pnlib.protocols import _adherence, _palettenet, protocol_b_targets
 
 MORE = [Path.home() / "pn-photos" / d for d in ("lomiri", "lxqt", "palapeli", "tuxpaint")]
 SEED = 28

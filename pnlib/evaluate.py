@@ -21,16 +21,20 @@ from .palette import match_palette, parse_palette, random_palettes  # noqa: F401
 from .protocols import (  # noqa: F401
     ADHERENCE_PIXELS,
     EXTREME_PALETTES,
-    METHODS_A,
-    METHODS_B,
+    LABELS,
+    MODEL_KEYS,
     extreme_palettes,
+    methods_a,
+    methods_b,
+    model_key,
     protocol_a,
     protocol_b,
     protocol_b_targets,
     protocol_own,
 )
 
-__all__ = ["DEFAULT_SIZE", "METHODS_A", "METHODS_B", "EXTREME_PALETTES", "evaluate", "extreme_palettes",
+__all__ = ["DEFAULT_SIZE", "LABELS", "MODEL_KEYS", "model_key", "methods_a", "methods_b", "EXTREME_PALETTES",
+           "evaluate", "extreme_palettes",
            "random_palettes", "match_palette", "to_markdown", "save_json", "comparison_figure",
            "default_checkpoint", "json_path"]
 
@@ -82,7 +86,7 @@ def _evaluate(model, *, data, size, n_random, seed, n_photo, split_seed, checkpo
     own = protocol_own(model, val, progress)
     return {
         "checkpoint": checkpoint,
-        "model": {"width": getattr(model, "width", None), "head": getattr(model, "head", None)},
+        "model": {"width": model.width, "head": model.head, "key": model_key(model), "label": LABELS[model_key(model)]},
         "data": {"source": str(data), "held_out": [p.name for p in val_pairs],
                  "train": [p.name for p in train_pairs]},
         "device": str(next(model.parameters()).device),
@@ -100,7 +104,8 @@ def _f(x) -> str:
 
 
 def to_markdown(results: dict) -> str:
-    """A Markdown table, one row per method, with the checkpoint and data named above it.
+    """A Markdown table, one row per method (named by :data:`LABELS`, its key in brackets), with the
+    checkpoint and data named above it.
 
     Columns: protocol A (ground truth): mean and median ΔE00 to I_t, mean |ΔL| to the source;
     protocol B (no ground truth): palette adherence ΔE00, mean |ΔL|. Lower is better everywhere.
@@ -125,10 +130,11 @@ def to_markdown(results: dict) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     own = results.get("own_palette", {}).get("methods", {})
-    for m in METHODS_A:
+    for m in a["methods"]:
         ma, mb, mo = a["methods"].get(m, {}), b["methods"].get(m, {}), own.get(m, {})
         stray = mb.get("stray_edges")
-        lines.append(f"| {m} | {_f(ma.get('mean_de00'))} | {_f(ma.get('median_de00'))} | {_f(ma.get('mean_abs_dL'))} "
+        lines.append(f"| {LABELS.get(m, m)} (`{m}`) "
+                     f"| {_f(ma.get('mean_de00'))} | {_f(ma.get('median_de00'))} | {_f(ma.get('mean_abs_dL'))} "
                      f"| {_f(mo.get('mean_de00'))} | {_f(mb.get('adherence'))} | {_f(mb.get('adherence_equal_L'))} "
                      f"| {_f(mb.get('mean_abs_dL'))} | {_f(None if stray is None else 100 * stray)} |")
     return "\n".join(lines)
@@ -169,7 +175,8 @@ def comparison_figure(results: dict, rows=None, size: float = 2.4):
     """Fig. 8/9 side by side from ``evaluate(..., keep_outputs=True)``; returns the figure.
 
     Columns: (a) source, (b) source palette P_j, (c) target palette P_t, (d) Chang et al. 2015,
-    (e) PaletteNet, (f) the ground truth I_t (protocol A rows; protocol B has none). ``rows``: a list of
+    (e) the model, titled by whose it is (:data:`LABELS`), (f) the ground truth I_t (protocol A rows;
+    protocol B has none). ``rows``: a list of
     ``("A", tuple index)`` / ``("B", tuple index)``; default :func:`default_rows`. Each output's title
     carries its score: ΔE00 to I_t (A) or palette adherence ΔE00 (B).
     """
@@ -180,7 +187,9 @@ def comparison_figure(results: dict, rows=None, size: float = 2.4):
     ratios = [W / H, 0.22, 0.22, W / H, W / H, W / H]
     fig, axes = plt.subplots(len(rows), 6, figsize=(size * sum(ratios), size * len(rows) * 1.12),
                              gridspec_kw={"width_ratios": ratios}, squeeze=False)
-    heads = ["(a) source", "(b) P_s", "(c) P_t", "(d) Chang et al.", "(e) PaletteNet", "(f) ground truth"]
+    key = results["model"]["key"]
+    heads = ["(a) source", "(b) P_s", "(c) P_t", "(d) Chang et al.\n(reimplemented)",
+             f"(e) {LABELS[key]}".replace(": ", ":\n", 1).replace(" (", "\n(", 1), "(f) ground truth"]
     for r, (proto, i) in enumerate(rows):
         for c, (ax, (img, title)) in enumerate(zip(axes[r], _figure_cells(results, proto, i), strict=True)):
             ax.axis("off")
@@ -203,7 +212,8 @@ def _figure_cells(results: dict, proto: str, i: int) -> list:
         key, what, label = "per_tuple_de00", "ΔE00", f"A: +{t['shift']:.0f}°"
     else:
         key, what, label = "per_tuple_adherence", "adherence", f"B: {t['target'].split('/')[-1]}"
-    scores = {m: f"{what} {P['methods'][m][key][i]:.1f}" for m in ("chang", "palettenet")}
+    model = results["model"]["key"]
+    scores = {m: f"{what} {P['methods'][m][key][i]:.1f}" for m in ("chang", model)}
 
     def hwc(x):
         return x.permute(1, 2, 0).numpy()
@@ -212,7 +222,7 @@ def _figure_cells(results: dict, proto: str, i: int) -> list:
         return palette_swatch(p).transpose(1, 0, 2)
     return [(hwc(o["source"][v]), f"{t['image'].split('/')[-1]}\n{label}"),
             (vertical(o["source_palette"][v]), ""), (vertical(o["target_palette"][i]), ""),
-            (hwc(o["chang"][i]), scores["chang"]), (hwc(o["palettenet"][i]), scores["palettenet"]),
+            (hwc(o["chang"][i]), scores["chang"]), (hwc(o[model][i]), scores[model]),
             (hwc(o["ground_truth"][i]), "") if proto == "A" else (None, "(no ground truth)")]
 
 

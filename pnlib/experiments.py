@@ -109,12 +109,27 @@ def paper_model(preset: str = "quick", device=None):
     otherwise the preset's own run of notebooks 03-04 (``runs/<preset>-direct/``, loaded, or trained
     when missing). ``note`` says which, for the notebooks to print.
     """
+    return _best_model("paper", preset, "direct", device)
+
+
+def our_model(preset: str = "quick", device=None):
+    """Our model (``head="palette"``, not in the paper) at hand for ``preset``; returns ``(G, note)``.
+
+    As :func:`paper_model`: the shipped ``palettenet.pt`` at ``ci`` and ``quick``, else the preset's
+    own run (``runs/<preset>/``, loaded, or trained when missing).
+    """
+    return _best_model("ours", preset, "palette", device)
+
+
+def _best_model(name: str, preset: str, head: str, device):
     from .config import SHIPPED_MODELS
     from .inference import load_model
+    from .protocols import LABELS
 
-    cfg = get_config(preset, head="direct")
+    label = LABELS[name]
+    cfg = get_config(preset, head=head)
     device = device or cfg["device"]
-    path = SHIPPED_MODELS["paper"]
+    path = SHIPPED_MODELS[name]
     if path.is_file():
         state = read_checkpoint(path)
         if list(cfg["size"])[0] <= list(state["config"]["size"])[0]:
@@ -122,8 +137,8 @@ def paper_model(preset: str = "quick", device=None):
             n = ""
             if info.is_file():
                 n = ", photos: " + " + ".join(d["name"] for d in json.loads(info.read_text()).get("data_sources", []))
-            return load_model(path, device), (f"PaletteNet (the paper's): the shipped checkpoint {path.name} "
+            return load_model(path, device), (f"{label}: the shipped checkpoint {path.name} "
                                               f"(width {state['config']['width']}, step {state['step']}{n})")
-    G, history = load_or_train(preset, head="direct", progress=False)
-    run = default_out(preset, "direct")
-    return G, f"PaletteNet (the paper's): this preset's run {run} (step {history[-1]['step']})"
+    G, history = load_or_train(preset, head=head, progress=False)
+    run = default_out(preset, head)
+    return G, f"{label}: this preset's run {run} (step {history[-1]['step']})"

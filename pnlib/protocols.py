@@ -17,11 +17,16 @@ the median over the tuples; and the mean |ΔL| against the source (luminance kep
   hue_shift(colour i of P_j, t), so the two palettes correspond colour by colour, exactly the
   correspondence a Chang user sets by hand. (Chang's own palette, :func:`~pnlib.baselines.chang_palette`,
   would give Chang a different target than PaletteNet's P_t; with P_j both methods get one target.)
-* ``palettenet``: G(I_s, P_t) (eq. 2); the palette head (ours) also reads P_s = P_j, as Chang does;
+* the model, under a key that names whose it is (:data:`MODEL_KEYS`: ``paper`` for PaletteNet's own
+  direct head, ``ours`` for our palette head, ``ours_affine``): G(I_s, P_t) (eq. 2); the palette head
+  also reads P_s = P_j, as Chang does;
 * ``oracle``: the exact hue shift (:func:`pnlib.baselines.oracle`): ΔE00 ~0 by construction; what is
   left is the metric's floor (float rounding, the [-1, 1] clamp of the stored I_t, display clipping).
 
-A hue shift is one global colour map: the best case of a global colour transfer like Chang's.
+Chang et al. here is our reimplementation from their paper's description (:mod:`pnlib.baselines`), not
+their code. A hue shift is one global colour map, which Chang's per-colour translation approximates;
+the palette head's per-colour transform models a rotation of the ab plane exactly, so protocol A is,
+by construction, the palette head's best case.
 
 **Protocol B, no ground truth** (Fig. 8, 9: a photo and somebody else's palette). Each held-out photo ×
 fixed target palettes: the palettes of up to ``n_photo`` other photos (the other held-out photos
@@ -33,7 +38,9 @@ palette adherence (:func:`pnlib.metrics.palette_adherence`: the output's extract
 target, as a set, ΔE00; also at equal lightness), mean |ΔL| against the source, and the share of stray
 edges (:func:`pnlib.metrics.stray_edges`: posterisation, bleeding). Chang and the palette head need a
 source -> target correspondence: the target's colours are matched one-to-one to P_j by the least total
-ΔE00 (Hungarian algorithm); the paper's head gets the target palette in its own order.
+ΔE00 (:func:`pnlib.palette.match_palette`). Every model gets the target in that matched order: the
+paper's head was trained on targets ordered like the photo's own palette (a hue shift keeps the order),
+so an arbitrary order would be unfair to it.
 
 **Own palette** (:func:`protocol_own`): each held-out photo recoloured to its own palette, ΔE00 to the
 source. :func:`extreme_palettes` runs Fig. 9's one photo × :data:`EXTREME_PALETTES`, both methods, with
@@ -54,8 +61,28 @@ from .metrics import display_lab, luminance_error, palette_distance, per_image_d
 from .model import PaletteNet, recolor_batched
 from .palette import extract_palette, format_palette, match_palette, palette_lab_norm, parse_palette, random_palettes
 
-METHODS_A = ("identity", "chang", "palettenet", "oracle")
-METHODS_B = ("identity", "chang", "palettenet")
+#: The evaluated model's method key, by head: every table row and JSON key names whose model it is.
+MODEL_KEYS = {"direct": "paper", "palette": "ours", "affine": "ours_affine"}
+#: What a report or a figure calls each method.
+LABELS = {"identity": "identity (the source unchanged)", "chang": "Chang et al. 2015 (our reimplementation)",
+          "oracle": "oracle (the exact hue shift)", "paper": "PaletteNet (the paper's)",
+          "ours": "ours: palette head (not in the paper)", "ours_affine": "ours: affine head (not in the paper)"}
+
+
+def model_key(model: PaletteNet) -> str:
+    """The method key of ``model`` in every result: "paper" (direct head), "ours" or "ours_affine"."""
+    return MODEL_KEYS[model.head]
+
+
+def methods_a(key: str) -> tuple:
+    """Protocol A's methods with the model under ``key`` (:func:`model_key`)."""
+    return ("identity", "chang", key, "oracle")
+
+
+def methods_b(key: str) -> tuple:
+    """Protocol B's (and the own palette's) methods with the model under ``key``."""
+    return ("identity", "chang", key)
+
 #: Pixels (a seeded subsample) that palette adherence's k-means clusters: 4× fewer than
 #: extract_palette's default, for speed; six clusters are well estimated from 5,000 pixels.
 ADHERENCE_PIXELS = 5000
@@ -92,11 +119,11 @@ def _score_a(out: dict, I_s, I_t, n: int, seconds: dict) -> tuple[dict, dict]:
     per_image_delta_e00(out, I_t) and luminance_error(out, I_s, display=True), without redoing I_t.
     The time of each method's scoring is added to ``seconds``.
     """
-    de = {m: [] for m in METHODS_A}
-    dL = {m: [] for m in METHODS_A}
+    de = {m: [] for m in out}
+    dL = {m: [] for m in out}
     for c in range(0, len(I_s), n):
         shown_t, shown_s = display_lab(I_t[c:c + n].double()), display_lab(I_s[c:c + n].double())
-        for name in METHODS_A:
+        for name in out:
             with Stopwatch() as t:
                 shown = display_lab(out[name][c:c + n].double())
                 de[name].append(per_image_delta_e00(shown, shown_t, display=False))
@@ -126,12 +153,13 @@ def protocol_a(model: PaletteNet, val_pairs, size, keep_outputs: bool = False, p
     run("identity", lambda: I_s)
     run("chang", lambda: rgb_to_lab(torch.stack([
         chang_recolor(src_rgb[i // n], val_pairs[i // n].palette, P_t_rgb[i]) for i in range(len(I_s))])))
-    run("palettenet", lambda: _palettenet(model, val["I_s"], val["P_t"], val["P_s"]))
+    key = model_key(model)
+    run(key, lambda: _palettenet(model, val["I_s"], val["P_t"], val["P_s"]))
     run("oracle", lambda: torch.cat([oracle(src_rgb[v:v + 1].expand(n, -1, -1, -1), val["shift_t"][v * n:(v + 1) * n])
                                      for v in range(len(val_pairs))]))
     de, dL = _score_a(out, I_s, I_t, n, seconds)
     methods = {}
-    for name in METHODS_A:
+    for name in methods_a(key):
         d = torch.cat(de[name])
         s = _stats(d)
         methods[name] = {"mean_de00": s["mean"], "median_de00": s["median"],
@@ -148,7 +176,7 @@ def protocol_a(model: PaletteNet, val_pairs, size, keep_outputs: bool = False, p
         to_rgb = lambda lab: to_uint8(lab_to_rgb(lab, clip=True))  # noqa: E731
         res["outputs"] = {"source": to_uint8(src_rgb), "source_palette": torch.stack([p.palette for p in val_pairs]),
                           "target_palette": P_t_rgb, "ground_truth": to_rgb(I_t),
-                          **{m: to_rgb(out[m]) for m in ("chang", "palettenet")}}
+                          **{m: to_rgb(out[m]) for m in ("chang", key)}}
     return res
 
 
@@ -194,7 +222,7 @@ def protocol_b(model: PaletteNet, val_pairs, train_pairs, size, n_photo: int = 6
     if keep_outputs:
         res["outputs"] = {"source": to_uint8(src_rgb), "source_palette": torch.stack([p.palette for p in val_pairs]),
                           "target_palette": P, "image_index": torch.tensor(idx),
-                          **{m: to_uint8(rgb_out[m]) for m in ("chang", "palettenet")}}
+                          **{m: to_uint8(rgb_out[m]) for m in ("chang", model_key(model))}}
     return res
 
 
@@ -212,11 +240,11 @@ def _outputs_b(model: PaletteNet, val_pairs, src_rgb, src_lab, idx: list, P: tor
     with Stopwatch() as t:
         I_s = normalize_lab(src_lab[idx]).clamp(-1, 1)
         P_s = torch.stack([val_pairs[v].palette for v in idx])
-        # A model that reads P_s gets the target matched to it, as Chang does (and as pnlib.recolor does).
-        P_m = torch.stack([match_palette(P_s[i], P[i]) for i in range(len(idx))]) if model.uses_source_palette else P
-        rgb_out["palettenet"] = lab_to_rgb(_palettenet(model, I_s, palette_lab_norm(P_m), palette_lab_norm(P_s)),
-                                           clip=True)
-    seconds["palettenet"] = t.s
+        # Every model gets the target matched to P_s, as Chang does (and as pnlib.recolor does).
+        P_m = torch.stack([match_palette(P_s[i], P[i]) for i in range(len(idx))])
+        rgb_out[model_key(model)] = lab_to_rgb(_palettenet(model, I_s, palette_lab_norm(P_m), palette_lab_norm(P_s)),
+                                               clip=True)
+    seconds[model_key(model)] = t.s
     return rgb_out, seconds
 
 
@@ -231,7 +259,7 @@ def _adherence(images, P) -> tuple[list, list]:
 def _score_b(rgb_out: dict, P: torch.Tensor, src_lab: torch.Tensor, seconds: dict, progress: bool) -> dict:
     """Protocol B's numbers per method: adherence (and at equal L), |ΔL|, stray edges; adds to ``seconds``."""
     methods = {}
-    for name in METHODS_B:
+    for name in rgb_out:
         with Stopwatch() as t:
             adh, adh_L = _adherence(rgb_out[name], P)
             out_lab = rgb_to_lab(rgb_out[name])
@@ -252,13 +280,13 @@ def _score_b(rgb_out: dict, P: torch.Tensor, src_lab: torch.Tensor, seconds: dic
 # -------------------------------------------------------------------------------- extreme palettes
 def extreme_palettes(model: PaletteNet, rgb: torch.Tensor, source_palette, palettes=None,
                      threads: int | None = 1) -> dict:
-    """Fig. 9 (§4.5): one photo × extreme target palettes, Chang et al. beside PaletteNet, with scores.
+    """Fig. 9 (§4.5): one photo × extreme target palettes, Chang et al. beside the model, with scores.
 
     ``rgb``: ``(3, H, W)`` in [0, 1]; ``source_palette``: its ``(6, 3)`` RGB palette P_s (Chang's
     source, and the palette head's); ``palettes``: ``{name: palette}`` (default :data:`EXTREME_PALETTES`).
     As in protocol B, each target is matched one-to-one to P_s by least total ΔE00 (Chang needs the
-    correspondence; the palette head reads it the same way); the paper's head gets it in its own order.
-    Returns ``names``, ``targets`` ((N, 6, 3) RGB, matched order), ``chang`` and ``palettenet`` (N, 3, H, W)
+    correspondence; every model gets it in that order). Returns ``names``, ``key`` (the model's
+    :func:`model_key`), ``targets`` ((N, 6, 3) RGB, matched order), ``chang`` and ``<key>`` (N, 3, H, W)
     RGB, and per method m the lists ``m_adherence`` and ``m_adherence_equal_L`` (palette adherence
     ΔE00, also at equal lightness, as in protocol B) and ``m_dL`` (mean |ΔL| to the source, as displayed).
     ``threads``: torch CPU threads while it runs, as in :func:`evaluate` (1: much faster on a busy CPU).
@@ -273,14 +301,13 @@ def _extreme_palettes(model: PaletteNet, rgb: torch.Tensor, *, source_palette, p
     P = torch.stack([parse_palette(p) for p in palettes.values()])
     P_m = torch.stack([match_palette(P_s, p) for p in P])
     src_lab = rgb_to_lab(rgb)
-    out = {"names": list(palettes), "targets": P_m,
+    out = {"names": list(palettes), "key": model_key(model), "targets": P_m,
            "chang": torch.stack([chang_recolor(rgb, P_s, p) for p in P_m])}
     I_s = normalize_lab(src_lab).clamp(-1, 1).expand(len(P), -1, -1, -1)
-    reads_ps = model.uses_source_palette
-    P_s_norm = palette_lab_norm(P_s).expand(len(P), -1, -1) if reads_ps else None
-    lab = _palettenet(model, I_s, palette_lab_norm(P_m if reads_ps else P), P_s_norm)
-    out["palettenet"] = lab_to_rgb(lab, clip=True)
-    for m in ("chang", "palettenet"):
+    key = model_key(model)
+    lab = _palettenet(model, I_s, palette_lab_norm(P_m), palette_lab_norm(P_s).expand(len(P), -1, -1))
+    out[key] = lab_to_rgb(lab, clip=True)
+    for m in ("chang", key):
         out[m + "_adherence"], out[m + "_adherence_equal_L"] = _adherence(out[m], P)
         out[m + "_dL"] = [luminance_error(rgb_to_lab(o), src_lab, display=True) for o in out[m]]
     return out
@@ -301,9 +328,9 @@ def protocol_own(model: PaletteNet, val: dict, progress: bool = False) -> dict:
     own_norm = palette_lab_norm(own)
     out = {"identity": src_lab,
            "chang": rgb_to_lab(torch.stack([chang_recolor(x, p, p) for x, p in zip(src_rgb, own, strict=True)])),
-           "palettenet": _palettenet(model, normalize_lab(src_lab).clamp(-1, 1), own_norm, own_norm)}
+           model_key(model): _palettenet(model, normalize_lab(src_lab).clamp(-1, 1), own_norm, own_norm)}
     methods = {}
-    for name in METHODS_B:
+    for name in out:
         d = per_image_delta_e00(out[name].double(), src_lab.double())
         methods[name] = {"mean_de00": float(d.mean()), "max_de00": float(d.max()),
                          "per_image_de00": [round(float(x), 4) for x in d]}

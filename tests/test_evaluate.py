@@ -32,8 +32,10 @@ def results(model):
 
 
 def test_both_protocols_and_every_method(results):
-    assert set(results["protocol_a"]["methods"]) == set(E.METHODS_A)
-    assert set(results["protocol_b"]["methods"]) == set(E.METHODS_B)
+    key = results["model"]["key"]
+    assert key == {"direct": "paper", "palette": "ours"}[results["model"]["head"]]
+    assert tuple(results["protocol_a"]["methods"]) == E.methods_a(key) == ("identity", "chang", key, "oracle")
+    assert tuple(results["protocol_b"]["methods"]) == E.methods_b(key)
     assert results["data"]["held_out"] == ["bundled/astronaut", "bundled/stereo_motorcycle"]
     assert results["protocol_a"]["n_tuples"] == 2 * 18
     assert results["protocol_b"]["n_tuples"] == 2 * (2 + 2)
@@ -66,8 +68,10 @@ def test_oracle_is_the_floor_and_chang_beats_identity(results):
 
 def test_markdown_has_a_row_per_method(results):
     md = E.to_markdown(results)
-    for m in E.METHODS_A:
-        assert sum(line.startswith(f"| {m} |") for line in md.splitlines()) == 1, m
+    for m in E.methods_a(results["model"]["key"]):
+        assert sum(line.startswith(f"| {E.LABELS[m]} (`{m}`) |") for line in md.splitlines()) == 1, m
+    rows = [line for line in md.splitlines() if line.startswith("| ")][2:]
+    assert sum("PaletteNet" in r for r in rows) == (results["model"]["head"] == "direct")  # only the paper's
     assert "astronaut" in md and "32×48" in md
     assert md.splitlines()[0].startswith("**Checkpoint**")
 
@@ -90,15 +94,16 @@ def test_extreme_palettes_and_their_figure(model, results):
     r = E.extreme_palettes(model, photo, P_s)
     n = len(E.EXTREME_PALETTES)
     assert r["names"] == list(E.EXTREME_PALETTES) and r["targets"].shape == (n, 6, 3)
-    for m in ("chang", "palettenet"):
+    assert r["key"] == E.model_key(model) == {"direct": "paper", "palette": "ours"}[model.head]
+    for m in ("chang", r["key"]):
         assert r[m].shape == (n, 3, *SIZE) and 0 <= float(r[m].min()) and float(r[m].max()) <= 1
         assert len(r[m + "_adherence"]) == len(r[m + "_dL"]) == n
         assert all(e <= a + 1e-6 for a, e in zip(r[m + "_adherence"], r[m + "_adherence_equal_L"], strict=True))
     # each target, drawn in P_s's order, is the same set of colours as the palette asked for
     grey = E.parse_palette(E.EXTREME_PALETTES["all grey"])
     assert sorted(map(tuple, r["targets"][0].tolist())) == sorted(map(tuple, grey.tolist()))
-    fig = viz.palette_comparison(photo, P_s, {"Chang": r["chang"], "PaletteNet": r["palettenet"]},
-                                 r["targets"], r["names"], {"Chang": r["names"], "PaletteNet": r["names"]})
+    fig = viz.palette_comparison(photo, P_s, {"Chang": r["chang"], "model": r[r["key"]]},
+                                 r["targets"], r["names"], {"Chang": r["names"], "model": r["names"]})
     assert len(fig.axes) == 2 * (n + 1)                                      # two rows of n + 1 panels
     assert sum(len(ax.child_axes) for ax in fig.axes) == 2 * n + 1           # a swatch under each image
     matplotlib.pyplot.close(fig)
@@ -150,8 +155,10 @@ def test_cli_eval_of_the_shipped_model_prints_the_table_and_writes_json(tmp_path
     assert main(["eval", "--checkpoint", str(SHIPPED), "--size", *map(str, SIZE), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"checkpoint: {SHIPPED} (preset 'quick', width 16, head palette, step 3600 of 3600)" in printed
-    assert "| palettenet |" in printed and str(out) in printed
+    assert "| ours: palette head (not in the paper) (`ours`) |" in printed and str(out) in printed
+    assert "PaletteNet" not in printed.split("| method")[1]      # no row of ours is called PaletteNet
     back = json.loads(out.read_text())
     assert back["checkpoint"] == str(SHIPPED) and back["size"] == list(SIZE) and back["model"]["head"] == "palette"
     a = back["protocol_a"]["methods"]
-    assert a["palettenet"]["mean_de00"] < a["identity"]["mean_de00"]   # a trained model beats doing nothing
+    assert list(a) == ["identity", "chang", "ours", "oracle"]
+    assert a["ours"]["mean_de00"] < a["identity"]["mean_de00"]   # a trained model beats doing nothing

@@ -69,10 +69,12 @@ def test_eval_command(models, tmp_path, capsys, head):
     assert main(["eval", "--checkpoint", str(models[head]), "--size", *map(str, SIZE), "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["model"]["head"] == head and res["size"] == list(SIZE)
+    key = {"direct": "paper", "affine": "ours_affine", "palette": "ours"}[head]   # every row names its model
+    assert res["model"]["key"] == key
     for protocol in ("protocol_a", "protocol_b"):
-        assert np.isfinite(res[protocol]["methods"]["palettenet"][
-            "mean_de00" if protocol == "protocol_a" else "adherence"])
-    assert "| palettenet |" in capsys.readouterr().out
+        assert np.isfinite(res[protocol]["methods"][key]["mean_de00" if protocol == "protocol_a" else "adherence"])
+    label = "PaletteNet (the paper's)" if head == "direct" else f"ours: {head} head (not in the paper)"
+    assert f"| {label} (`{key}`) |" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("head", HEADS)

@@ -49,14 +49,16 @@ def test_notebook_conventions(path):
     assert "setup(PRESET" in _src(nxt), "derived values are computed in the next code cell"
     md = [_src(c) for c in cells if c["cell_type"] == "markdown"]
     assert any(s.lstrip().startswith("## Summary") for s in md)
-    ex = next(s for s in md if s.lstrip().startswith("## Exercises"))
-    n_ex = len(re.findall(r"^\s*\d+\.\s", ex, re.M))
-    assert 3 <= n_ex <= 5, f"3-5 exercises, found {n_ex}"
-    hints = re.findall(r"<details>\s*<summary>[^<]+</summary>.+?</details>", ex, re.S)
-    assert len(hints) == n_ex, \
-        f"one collapsed hint (<details><summary>…</summary>…</details>) per exercise: {len(hints)} for {n_ex}"
-    for item in re.split(r"^\s*\d+\.\s", ex, flags=re.M)[1:]:
-        assert "<details>" in item, f"exercise without a collapsed hint: {item[:80]!r}"
+    start = next(i for i, c in enumerate(cells) if _src(c).lstrip().startswith("## Exercises"))
+    ex = "\n".join(_src(c) for c in cells[start:] if c["cell_type"] == "markdown")   # exercises come last
+    items = re.split(r"^\s*\d+\.\s", ex, flags=re.M)[1:]
+    assert 3 <= len(items) <= 5, f"3-5 exercises, found {len(items)}"
+    for item in items:   # a nudge and, apart from it, the answer: both collapsed
+        blocks = re.findall(r"<details>\s*<summary>([^<]+)</summary>.+?</details>", item, re.S)
+        assert blocks == ["Hint", "Solution"], f"exercise without a collapsed Hint then Solution: {item[:80]!r}"
+    for c in cells:
+        if c["cell_type"] == "markdown":
+            assert len(_src(c).split()) <= 250, f"markdown cell over 250 words: {_src(c)[:80]!r}"
     long = [_src(c).splitlines()[0] for c in code if len(_src(c).splitlines()) > 15]
     assert not long, f"code cells longer than 15 lines, starting: {long}"
 

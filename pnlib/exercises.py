@@ -29,7 +29,11 @@ from .model import Discriminator, RecoloringDecoder, ResidualDown, tile_palette
 from .train import phase2_step
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-STUB = 'raise NotImplementedError("your code here")'
+#: nbgrader's own code stub (its ``ClearSolutions`` default), so that nbgrader, given the solved notebooks,
+#: writes exactly the cells committed here.
+STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+#: The cell metadata nbgrader reads (a solution cell, not graded); plain Jupyter ignores it.
+NBGRADER = {"grade": False, "locked": False, "schema_version": 3, "solution": True, "task": False}
 
 #: The code between the markers, per exercise (the name the cell defines), indented as in its cell.
 SOLUTIONS = {
@@ -341,19 +345,19 @@ def solve_source(source: str) -> str:
 
 def release_source(source: str) -> str:
     """A cell's code with the stub between its markers (what the committed notebooks hold)."""
-    return _fill(source, lambda name, indent: indent + STUB)
+    return _fill(source, lambda name, indent: "\n".join(indent + line for line in STUB.splitlines()))
 
 
 def _map_notebook(src: Path, dst: Path, fn) -> int:
+    """Apply ``fn`` to every exercise cell's code (marking the cell as nbgrader's solution cell)."""
     nb = json.loads(Path(src).read_text())
     n = 0
     for cell in nb["cells"]:
-        if cell["cell_type"] == "code":
-            text = "".join(cell["source"])
-            new = fn(text)
-            if new != text:
-                n += 1
-            cell["source"] = new.splitlines(keepends=True)
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "code" and (name := exercise_name(text)):
+            n += 1
+            cell["source"] = fn(text).splitlines(keepends=True)
+            cell["metadata"]["nbgrader"] = {**NBGRADER, "grade_id": name}
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     Path(dst).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return n

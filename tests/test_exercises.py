@@ -50,7 +50,7 @@ def test_every_promised_exercise_is_in_a_notebook_and_has_a_solution():
 @pytest.mark.parametrize("nb,name,src", _cells(), ids=lambda v: v if isinstance(v, str) and len(v) < 40 else "")
 def test_solution_passes_its_check_and_stub_falls_back(nb, name, src, capsys):
     assert X.release_source(src) == src, f"{nb} commits a solution for {name}: only the stub belongs there"
-    assert X.STUB in src
+    assert X.STUB.splitlines()[-1] in src and src.count(X.BEGIN) == src.count(X.END) == 1
     ns = _namespace()
     exec(compile(src, f"<{nb}:{name} stub>", "exec"), ns)
     fallback = X.check(name, ns[name])
@@ -102,7 +102,7 @@ def test_detached_discriminator_loss_is_required(capsys):
 
 
 def _stubs(path):
-    return sum("".join(c["source"]).count(X.STUB) for c in json.loads(path.read_text())["cells"])
+    return sum("".join(c["source"]).count(X.STUB.splitlines()[-1]) for c in json.loads(path.read_text())["cells"])
 
 
 def test_solve_and_release_are_inverse_on_every_notebook(tmp_path):
@@ -111,7 +111,9 @@ def test_solve_and_release_are_inverse_on_every_notebook(tmp_path):
         X.solve_notebook(path, solved)
         X.release_notebook(solved, back)
         assert back.read_text() == path.read_text()
-        assert _stubs(solved) == _stubs(path) - len(X.exercises_in(path)) == 0
+        assert _stubs(solved) == 0 and _stubs(path) == len(X.exercises_in(path))
+        cells = [c for c in json.loads(path.read_text())["cells"] if X.exercise_name("".join(c["source"]))]
+        assert all(c["metadata"]["nbgrader"]["solution"] for c in cells), "nbgrader's solution-cell metadata"
 
 
 def test_cli_writes_solved_notebooks(tmp_path):
@@ -120,7 +122,7 @@ def test_cli_writes_solved_notebooks(tmp_path):
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
     solved = json.loads((tmp_path / "02_architecture.ipynb").read_text())
-    assert not any(X.STUB in "".join(c["source"]) for c in solved["cells"])
+    assert not any(X.STUB.splitlines()[-1] in "".join(c["source"]) for c in solved["cells"])
 
 
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if X.exercises_in(p)], ids=lambda p: p.name)

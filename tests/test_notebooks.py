@@ -50,7 +50,14 @@ def test_notebook_conventions(path):
     md = [_src(c) for c in cells if c["cell_type"] == "markdown"]
     assert any(s.lstrip().startswith("## Summary") for s in md)
     start = next(i for i, c in enumerate(cells) if _src(c).lstrip().startswith("## Exercises"))
-    ex = "\n".join(_src(c) for c in cells[start:] if c["cell_type"] == "markdown")   # exercises come last
+    qs = next(i for i, c in enumerate(cells) if _src(c).lstrip().startswith("## Questions"))
+    assert start < qs, "the exercises, then the questions, end each notebook"
+    ex = "\n".join(_src(c) for c in cells[start:qs] if c["cell_type"] == "markdown")
+    questions = [_src(c) for c in cells[qs + 1:]]
+    assert 5 <= len(questions) <= 10, f"5-10 conceptual questions, found {len(questions)}"
+    for k, q in enumerate(questions, 1):   # one cell each, numbered, the answer collapsed
+        assert q.startswith(f"{k}. "), f"question {k} is numbered: {q[:60]!r}"
+        assert re.search(r"<details>\s*<summary>Answer</summary>.+?</details>\s*$", q, re.S), q[:80]
     items = re.split(r"^\s*\d+\.\s", ex, flags=re.M)[1:]
     assert 3 <= len(items) <= 5, f"3-5 exercises, found {len(items)}"
     for item in items:   # a nudge and, apart from it, the answer: both collapsed

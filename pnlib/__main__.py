@@ -1,4 +1,4 @@
-"""Command line: ``python -m pnlib {run-notebooks,exercises,train,scaling,recolor,eval,bench,summary,export} ...``.
+"""Command line: ``python -m pnlib {run-notebooks,site,exercises,train,scaling,recolor,eval,bench,summary,export} ...``.
 
 Every command reports a user error (a missing file, a bad palette, a foreign checkpoint, a NaN loss)
 the same way, in :func:`main`: one line ``error: ...`` on stderr, no traceback, exit status 2.
@@ -32,6 +32,13 @@ def _run_notebooks(a) -> int:
 
     results = run_notebooks(a.preset, out=a.out, only=a.only, save_figs=a.save_figs)
     return 0 if all(r["ok"] for r in results) else 1
+
+
+def _site(a) -> int:
+    from .site import build_site
+
+    build_site(a.preset, out=a.out)
+    return 0
 
 
 def _exercises(a) -> int:
@@ -180,7 +187,7 @@ def _bench(a) -> int:
 
 
 def _training_parsers(sub) -> None:
-    """``run-notebooks`` and ``train``: the commands that take a preset (``scaling`` too: its own function)."""
+    """``run-notebooks``, ``site``, ``train``: the commands that take a preset (``scaling`` too: its own function)."""
     from .model import HEADS
 
     r = sub.add_parser("run-notebooks", help="run every notebook headless (papermill) on a preset")
@@ -189,6 +196,12 @@ def _training_parsers(sub) -> None:
     r.add_argument("--only", nargs="*", help="notebook number prefixes to run, e.g. 01 03")
     r.add_argument("--save-figs", action="store_true", help="let the notebooks write figures/")
     r.set_defaults(fn=_run_notebooks)
+
+    w = sub.add_parser("site", help="the executed notebooks and benchmarks/RESULTS.md as a static website, offline "
+                                    "(runs the notebooks first where runs/<preset>/ has none)")
+    w.add_argument("--preset", default="quick", choices=PRESET_NAMES)
+    w.add_argument("--out", help="folder for the site (default runs/<preset>/site/)")
+    w.set_defaults(fn=_site)
 
     x = sub.add_parser("exercises", help="write the notebooks with every exercise solved (the instructor's "
                                          "copy), or with the stubs back (--release)")

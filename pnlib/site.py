@@ -25,7 +25,7 @@ from .config import FIG_DIR, REPO_ROOT, Stopwatch, default_out
 from .runner import notebooks, run_notebooks
 
 #: The one-line error (``error: ...``, exit status 2) without the optional dependency.
-NO_MATHJAX = "the site needs MathJax offline: pip install .[site]"
+NO_MATHJAX = "the site needs MathJax offline: pip install -e \".[site]\" (from the repository)"
 #: MathJax 2.7's combined configuration that jupyter-server-mathjax ships: TeX input, HTML-CSS output.
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full"
 #: The parts of jupyter-server-mathjax's MathJax the pages use; its SVG output, accessibility extensions

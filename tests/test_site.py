@@ -2,7 +2,7 @@
 
 One site build for the module (it runs the seven notebooks at `ci` first: about 90 s), under the session's
 PNLIB_RUNS_DIR. The browser checks use Debian's Chromium through Playwright, as tests/test_browser.py does,
-and skip, saying why, without them; the site itself needs jupyter-server-mathjax (``pip install .[site]``).
+and skip, saying why, without them; the site itself needs jupyter-server-mathjax (``pip install -e ".[site]"``).
 """
 import re
 import sys
@@ -41,14 +41,15 @@ def _refs(page: Path) -> list:
 
 @pytest.fixture(scope="module")
 def site():
-    pytest.importorskip("jupyter_server_mathjax", reason="the site needs jupyter-server-mathjax (pip install .[site])")
+    pytest.importorskip("jupyter_server_mathjax", reason=pnsite.NO_MATHJAX)
     return pnsite.build_site("ci")
 
 
 def test_without_mathjax_the_command_says_what_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "jupyter_server_mathjax", None)  # import fails: not installed
     assert cli.main(["site", "--preset", "ci"]) == 2
-    assert capsys.readouterr().err.strip() == "error: the site needs MathJax offline: pip install .[site]"
+    assert capsys.readouterr().err.strip() == f"error: {pnsite.NO_MATHJAX}"
+    assert 'pip install -e ".[site]"' in pnsite.NO_MATHJAX
 
 
 def test_the_site_lands_in_the_runs_folder_with_a_page_per_notebook(site):

@@ -229,7 +229,7 @@ def to_markdown(summary: dict) -> str:
     return "\n".join(out)
 
 
-def plot_scaling(summary: dict, size=(12.5, 5.2)):
+def plot_scaling(summary: dict, size=(12.5, 6.2)):
     """``figures/data_scaling.png``: held-out error against training photos (log x), per model.
 
     ``summary``: :func:`pnlib.scaling.summarize`. Left: hue-shift ΔE00 on the held-out photos (filled
@@ -244,8 +244,9 @@ def plot_scaling(summary: dict, size=(12.5, 5.2)):
     styles = {"direct": ("tab:blue", "PaletteNet (the paper's)"), "palette": ("tab:orange", "ours: palette head")}
     for c in summary["curves"]:
         colour, who = styles.get(c["head"], ("tab:grey", c["head"]))
-        who = f"{who}, {c['size'][0]}×{c['size'][1]}"
         pts = c["points"]
+        ev = pts[0].get("eval_size", c["size"])
+        who = f"{who}, {c['size'][0]}×{c['size'][1]}" + (f" (scored at {ev[0]}×{ev[1]})" if ev != c["size"] else "")
         n = [p["n_photos"] for p in pts]
         marker = "o" if c["size"][0] <= 96 else "s"
         ax.scatter(n, [p["held_out"]["hue_de00"] for p in pts], color=colour, marker=marker, label=f"{who}: held out")
@@ -253,7 +254,8 @@ def plot_scaling(summary: dict, size=(12.5, 5.2)):
                    label=f"{who}: its training photos")
         ax2.scatter(n, [p["held_out"]["own_de00"] for p in pts], color=colour, marker=marker,
                     label=f"{who}: own palette")
-        ax2.scatter(n, [100 * p["held_out"]["stray_edges"] for p in pts], color=colour, marker="x",
+        stray = [100 * p["held_out"]["stray_edges"] for p in pts]
+        ax2.scatter(n, stray, color=colour, marker="x" if marker == "o" else "+",
                     label=f"{who}: stray edges %")
         if c["head"] == "direct" and len(set(n)) >= 2 and len(n) >= 3:
             _draw_trend(ax, pts, colour, summary.get("paper_photos", PAPER_PHOTOS))
@@ -270,7 +272,7 @@ def plot_scaling(summary: dict, size=(12.5, 5.2)):
         a.set_ylabel(ylabel)
         a.set_title(title, fontsize=10)
         a.grid(alpha=0.3, which="both")
-        a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+        a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1)
     ax.axvline(summary.get("paper_photos", 1561), color="k", lw=0.6)
     ax.text(summary.get("paper_photos", 1561), ax.get_ylim()[1], " the paper's 1,561", fontsize=7, va="top")
     fig.tight_layout()

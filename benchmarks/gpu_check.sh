@@ -48,7 +48,7 @@ P=${PHOTOS:-}
 DATA=bundled
 for d in lomiri lxqt palapeli tuxpaint; do [ -d "$P/$d" ] && DATA="$DATA,$P/$d"; done
 if [ $DRY = 1 ]; then
-  PRESET=ci; SCALE=(--photos 2 0 --seeds 0 --steps1 10 --steps2 0); NB=(--only 01 02); NBCI=(--only 01 02); BENCH_STEPS=3; FULLNB=1
+  PRESET=ci; SCALE=(--photos 2 0 --seeds 0 --steps1 10 --steps2 0); NB=(--only 02); NBCI=(--only 01); BENCH_STEPS=3; FULLNB=1
 else
   PRESET=full; SCALE=(--photos 6 12 25 0 --seeds 0 1 --steps1 "${SCALE_STEPS:-1000}" --steps2 0); NB=(); NBCI=(); BENCH_STEPS=15
 fi

@@ -41,6 +41,7 @@ def _refs(page: Path) -> list:
 
 @pytest.fixture(scope="module")
 def site():
+    """One site at `ci`; the notebooks tests/test_exercises.py already executed there are reused."""
     pytest.importorskip("jupyter_server_mathjax", reason=pnsite.NO_MATHJAX)
     return pnsite.build_site("ci")
 

@@ -370,6 +370,15 @@ def test_bench_recolor_prints_its_line(capsys):
     assert "recolor 32x48 (2 threads):" in capsys.readouterr().out
 
 
+def test_bench_recolor_prints_the_ratio_to_chang(capsys):
+    """At the paper's 432×288 the benchmark also times Chang et al. on the same photo and prints both ratios."""
+    from pnlib.bench import _versus_chang
+
+    _versus_chang(0.05, threads=2, repeat=1)
+    out = capsys.readouterr().out
+    assert "versus Chang et al. on the same 432x288 photo" in out and out.count("ours/theirs") == 2
+
+
 @pytest.mark.parametrize("head", ["direct", "affine", "palette", "shipped"])
 def test_palette_preview_at_full_size_equals_recolor(photo, head):
     """PalettePreview (the sliders' maths, no widgets): FE once, then RD per palette; at the photo's own

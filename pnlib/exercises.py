@@ -37,6 +37,11 @@ NBGRADER = {"grade": False, "locked": False, "schema_version": 3, "solution": Tr
 
 #: The code between the markers, per exercise (the name the cell defines), indented as in its cell.
 SOLUTIONS = {
+    "hue_shift_eq10": """\
+    L = rgb_to_lab(rgb)[:1]                                              # RGB -> LAB and cache L
+    h, s, v = rgb_to_hsv(rgb)                                            # RGB -> HSV
+    shifted = hsv_to_rgb(torch.stack([(h + degrees / 360) % 1, s, v]))   # -hue-shift-> H*SV
+    return torch.cat([L, rgb_to_lab(shifted)[1:]])                       # -> L*A*B*; final: L A*B*""",
     "tile_palette": """\
     h, w = like.shape[-2:]
     return P.reshape(P.shape[0], -1, 1, 1).expand(-1, -1, h, w)""",
@@ -104,17 +109,29 @@ def _inputs(seed: int = 0, n: int = 2, h: int = 32, w: int = 48, width: int = 8)
             "P_o": r(n, 6, 3), "width": width}
 
 
-def _close(name: str, what: str, got, want) -> str | None:
+def _close(name: str, what: str, got, want, atol: float = 1e-5) -> str | None:
     """None when ``got`` matches ``want``; else one line naming what differs."""
     if not isinstance(got, torch.Tensor):
         return f"{what} is a {type(got).__name__}, expected a tensor"
     if tuple(got.shape) != tuple(want.shape):
         return f"{what} has shape {tuple(got.shape)}, expected {tuple(want.shape)}"
     try:
-        torch.testing.assert_close(got.float(), want.float(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(got.float(), want.float(), rtol=1e-4, atol=atol)
     except AssertionError:
         err = (got.detach().float() - want.detach().float()).abs()
         return f"{what}: up to {float(err.max()):.3g} away from pnlib's (mean {float(err.mean()):.3g})"
+    return None
+
+
+def _check_hue(fn) -> str | None:
+    from .color import hue_shift
+
+    rgb = (_inputs()["I_s"][0] + 1) / 2                     # a (3, 32, 48) image in [0, 1]
+    for degrees in (20.0, 180.0, 300.0):
+        got = fn(rgb, degrees)
+        bad = _close("hue_shift_eq10", f"the LAB image at +{degrees:.0f}°", got, hue_shift(rgb, degrees), atol=1e-3)
+        if bad:
+            return bad + " (eq. 10: L from the source, a and b from the HSV-shifted RGB)"
     return None
 
 
@@ -262,6 +279,7 @@ def _reference_train_phase1(G, sampler, steps, lr):
 
 #: Per exercise: the reference the notebook falls back to, and the comparison.
 CHECKS = {
+    "hue_shift_eq10": (lambda: _reference_hue_shift, _check_hue),
     "tile_palette": (lambda: tile_palette, _check_tile),
     "ResidualDown": (lambda: ResidualDown, _check_residual),
     "rd_forward": (lambda: _reference_rd_forward, _check_rd),
@@ -270,6 +288,12 @@ CHECKS = {
     "phase2_step": (lambda: _reference_phase2_step, _check_phase2),
     "train_phase1": (lambda: _reference_train_phase1, _check_train),
 }
+
+
+def _reference_hue_shift(rgb, degrees):
+    from .color import hue_shift
+
+    return hue_shift(rgb, degrees)
 
 
 def _reference_rd_forward(rd, c, P_t, I_s):

@@ -13,6 +13,7 @@ from torch import nn
 
 from pnlib import exercises as X
 from pnlib import losses
+from pnlib.color import hsv_to_rgb, rgb_to_hsv, rgb_to_lab
 from pnlib.model import ConvNormAct, tile_palette
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,7 @@ def _cells():
 def _namespace():
     """What the notebooks import before their exercise cells."""
     return {"torch": torch, "nn": nn, "ConvNormAct": ConvNormAct, "tile_palette": tile_palette,
+            "rgb_to_lab": rgb_to_lab, "rgb_to_hsv": rgb_to_hsv, "hsv_to_rgb": hsv_to_rgb,
             "losses": losses, "e_loss": losses.e_loss,
             "discriminator_loss": losses.discriminator_loss}
 
@@ -64,6 +66,9 @@ def test_solution_passes_its_check_and_stub_falls_back(nb, name, src, capsys):
 
 
 WRONG = {
+    "hue_shift_eq10": ("def hue_shift_eq10(rgb, degrees):\n"   # the naive shift: L not kept
+                       "    h, s, v = rgb_to_hsv(rgb)\n"
+                       "    return rgb_to_lab(hsv_to_rgb(torch.stack([(h + degrees / 360) % 1, s, v])))\n"),
     "tile_palette": "def tile_palette(P, like):\n    return P.reshape(P.shape[0], -1, 1, 1)\n",
     "e_loss": "def e_loss(a, t):\n    return (a - t).square().mean()\n",   # a per-pixel mean, not eq. (3)'s sum
     "discriminator_loss": (   # eq. (5) only: the anti-cheat pairs of eq. (6) forgotten

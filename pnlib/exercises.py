@@ -1,5 +1,5 @@
 """Fill-in exercises: the learner writes a core piece of PaletteNet, and :func:`check` compares it at once
-with pnlib's own on the same inputs and weights (§2, eq. 1-3, eq. 5-9).
+with pnlib's own on the same inputs and weights (§2, §3, eq. 1-3, eq. 5-10).
 
 In a notebook an exercise is a code cell that defines one function or class; the part the learner
 writes sits between nbgrader's markers, ``### BEGIN SOLUTION`` and ``### END SOLUTION``. The committed

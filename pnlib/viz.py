@@ -247,14 +247,15 @@ def two_phase_diagram():
     return fig
 
 
-def plot_history(history: list, ax=None):
-    """Loss curves and validation ΔE00 (with the identity baseline) from a training history list."""
+def plot_history(history: list, ax=None, label: str = "the model trained"):
+    """Loss curves and validation ΔE00 (with the identity baseline) from a training history list;
+    ``label`` names the model in the legend (e.g. "PaletteNet (the paper's)")."""
     if ax is None:
         _, ax = plt.subplots(1, 2, figsize=(11, 3.5))
-    for key, label in (("loss_e", "L_E (eq. 3)"), ("loss_d", "L_D (eq. 7)"), ("loss_adv", "L_Adv (eq. 8)")):
+    for key, name in (("loss_e", "L_E (eq. 3)"), ("loss_d", "L_D (eq. 7)"), ("loss_adv", "L_Adv (eq. 8)")):
         pts = [(r["step"], r[key]) for r in history if key in r]
         if pts:
-            ax[0].plot(*zip(*pts, strict=True), label=label)
+            ax[0].plot(*zip(*pts, strict=True), label=name)
     ax[0].set_yscale("log")
     ax[0].set_xlabel("step (one Adam update)")
     adv = any("loss_d" in r for r in history)
@@ -264,7 +265,7 @@ def plot_history(history: list, ax=None):
     val = [(r["step"], r["val_de00"], r["identity_de00"]) for r in history if "val_de00" in r]
     if val:
         s, v, idn = zip(*val, strict=True)
-        ax[1].plot(s, v, "o-", label="PaletteNet")
+        ax[1].plot(s, v, "o-", label=label)
         ax[1].plot(s, idn, "--", color="gray", label="identity (unchanged source)")
         ax[1].legend()
     p2 = next((r["step"] for r in history if r["phase"] == 2), None)

@@ -158,3 +158,21 @@ def test_resume_after_sigkill(tmp_path):
     steps = [r["step"] for r in json.loads((tmp_path / "history.json").read_text())["history"]]
     assert steps == sorted(set(steps)) and steps[-1] == 60  # continuous, no step repeated
     assert steps == list(range(10, 61, 10))
+
+
+def test_plot_history_names_the_model_it_was_given():
+    """The validation curve's legend names the model (every figure says whose model made it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")   # this test process only: no notebook runs here
+    from pnlib.viz import plot_history
+
+    history = [{"step": 50, "phase": 1, "loss_e": 900.0}, {"step": 100, "phase": 1, "loss_e": 500.0,
+                                                           "val_de00": 12.0, "identity_de00": 17.0},
+               {"step": 150, "phase": 2, "loss_e": 400.0, "loss_d": 1.4, "loss_adv": 3.0,
+                "val_de00": 11.5, "identity_de00": 17.0}]
+    ax = plot_history(history, label="PaletteNet (the paper's)")
+    left = [t.get_text() for t in ax[0].get_legend().get_texts()]
+    right = [t.get_text() for t in ax[1].get_legend().get_texts()]
+    assert left == ["L_E (eq. 3)", "L_D (eq. 7)", "L_Adv (eq. 8)"]
+    assert right[0] == "PaletteNet (the paper's)" and right[1].startswith("identity")

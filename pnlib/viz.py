@@ -365,10 +365,10 @@ def plot_anticheat(runs: dict, axes=None):
     return axes
 
 
-def plot_phase_change(I_s, out1, out2, I_t, P_t, titles, vmax=None):
+def plot_phase_change(I_s, out1, out2, I_t, P_t, titles, vmax=None, who: str = ""):
     """Rows of source | after phase 1 (with P_t) | after phase 2 | per-pixel ΔE00 between the two outputs
     | ground truth, one shared colour scale for the ΔE00 maps (§3.2: what phase 2 changes). Inputs are
-    normalised LAB batches of equal length; returns the figure."""
+    normalised LAB batches of equal length; ``who`` names the model in the column titles; returns the figure."""
     from .metrics import delta_e00
 
     de = delta_e00(denormalize_lab(out2.float().cpu()), denormalize_lab(out1.float().cpu()))
@@ -377,8 +377,8 @@ def plot_phase_change(I_s, out1, out2, I_t, P_t, titles, vmax=None):
     fig, axes = plt.subplots(n, 5, figsize=(17, n * (3.2 * h / w + 0.8)), squeeze=False, gridspec_kw={"wspace": 0.3})
     for i in range(n):
         _panel(axes[i][0], to_rgb(I_s[i]), f"{titles[i]}\nsource I_s")
-        _panel(axes[i][1], to_rgb(out1[i]), "after phase 1", to_rgb(P_t[i], dim=-1))
-        _panel(axes[i][2], to_rgb(out2[i]), "after phase 2")
+        _panel(axes[i][1], to_rgb(out1[i]), f"{who} after phase 1".strip(), to_rgb(P_t[i], dim=-1))
+        _panel(axes[i][2], to_rgb(out2[i]), f"{who} after phase 2".strip())
         _panel(axes[i][3], de[i].numpy(), "ΔE00(phase 2, phase 1)", cmap="magma", vmin=0, vmax=vmax, cbar="ΔE00")
         _panel(axes[i][4], to_rgb(I_t[i]), "ground truth I_t")
     return fig

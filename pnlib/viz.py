@@ -279,10 +279,11 @@ def plot_history(history: list, ax=None, label: str = "the model trained"):
 
 
 class LivePlot:
-    """A ``callback`` for pnlib.train's train / load_or_train that redraws :func:`plot_history` in a notebook."""
+    """A ``callback`` for pnlib.train's train / load_or_train that redraws :func:`plot_history` in a notebook
+    (``label``: the model's name in its legend)."""
 
-    def __init__(self, every: int = 1):
-        self.rows, self.every, self.handle, self.calls = [], every, None, 0
+    def __init__(self, every: int = 1, label: str = "the model trained"):
+        self.rows, self.every, self.handle, self.calls, self.label = [], every, None, 0, label
 
     def __call__(self, row: dict, run) -> None:
         from IPython.display import display
@@ -291,7 +292,7 @@ class LivePlot:
         if self.calls % self.every:
             return
         fig, ax = plt.subplots(1, 2, figsize=(11, 3.5))
-        plot_history(self.rows, ax)
+        plot_history(self.rows, ax, label=self.label)
         if self.handle is None:
             self.handle = display(fig, display_id=True)
         else:

@@ -123,35 +123,28 @@ def stopped_at_error(nb) -> bool:
     return any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
 
 
-def static_widgets(nb) -> int:
-    """Replace each widget output (its state needs a kernel or a CDN's widget manager) with a note; how many."""
-    n = 0
+def static_widgets(nb) -> None:
+    """Replace each widget output (its state needs a kernel or a CDN's widget manager) with a note."""
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             if WIDGET in out.get("data", {}):
                 out["data"] = {"text/html": WIDGET_NOTE}
-                n += 1
     nb.metadata.pop("widgets", None)
-    return n
 
 
-def local_figures(nb, site: Path) -> list[str]:
-    """Copy the figures the Markdown cells show into ``site/figures/`` and point the links there; their names."""
-    copied = []
-
+def local_figures(nb, site: Path) -> None:
+    """Copy the figures the Markdown cells show into ``site/figures/`` and point the links there."""
     def local(m):
         name = m.group(2)
         if not (FIG_DIR / name).is_file():
             return m.group(0)
         (site / "figures").mkdir(parents=True, exist_ok=True)
         shutil.copy2(FIG_DIR / name, site / "figures" / name)
-        copied.append(name)
         return f"{m.group(1)}figures/{name}"
 
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = FIGURE_LINK.sub(local, cell.source)
-    return copied
 
 
 def markdown_notebook(source: str):

@@ -10,6 +10,7 @@ Imports data, protocols, checkpoint and inference; never the training loop.
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import torch
@@ -31,6 +32,7 @@ from .protocols import (  # noqa: F401
     protocol_b,
     protocol_b_targets,
     protocol_own,
+    tan_decompositions,
 )
 
 __all__ = ["DEFAULT_SIZE", "LABELS", "MODEL_KEYS", "model_key", "methods_a", "methods_b", "EXTREME_PALETTES",
@@ -84,6 +86,7 @@ def _evaluate(model, *, data, size, n_random, seed, n_photo, split_seed, checkpo
         b = protocol_b(model, val_pairs, train_pairs, (H, W), n_photo=n_photo, n_random=n_random, seed=seed,
                        keep_outputs=keep_outputs, progress=progress, val=val)
     own = protocol_own(model, val, progress)
+    tan = [t.seconds for t in tan_decompositions(val)]     # cached: the time of the first computation
     return {
         "checkpoint": checkpoint,
         "model": {"width": model.width, "head": model.head, "key": model_key(model), "label": LABELS[model_key(model)]},
@@ -94,7 +97,9 @@ def _evaluate(model, *, data, size, n_random, seed, n_photo, split_seed, checkpo
         "settings": {"n_random": n_random, "seed": seed, "n_photo": n_photo, "split_seed": split_seed,
                      "adherence_pixels": ADHERENCE_PIXELS, "torch_threads": torch.get_num_threads()},
         "protocol_a": a, "protocol_b": b, "own_palette": own,
-        "timing": {"load_s": t_load, "protocol_a_s": t_a.s, "protocol_b_s": t_b.s, "total_s": total.s},
+        "timing": {"load_s": t_load, "protocol_a_s": t_a.s, "protocol_b_s": t_b.s, "total_s": total.s,
+                   "tan_layers_s": tan,
+                   "tan_recolor_s": b["methods"]["tan"]["recolor_seconds"] / max(b["n_tuples"], 1)},
     }
 
 
@@ -137,6 +142,10 @@ def to_markdown(results: dict) -> str:
                      f"| {_f(ma.get('mean_de00'))} | {_f(ma.get('median_de00'))} | {_f(ma.get('mean_abs_dL'))} "
                      f"| {_f(mo.get('mean_de00'))} | {_f(mb.get('adherence'))} | {_f(mb.get('adherence_equal_L'))} "
                      f"| {_f(mb.get('mean_abs_dL'))} | {_f(None if stray is None else 100 * stray)} |")
+    t = results.get("timing", {})
+    if t.get("tan_layers_s"):
+        lines += ["", f"Tan et al.'s layers: {statistics.fmean(t['tan_layers_s']):.2f} s per photo (once, at {H}×{W}), "
+                  f"then {1000 * t['tan_recolor_s']:.1f} ms per recolouring."]
     return "\n".join(lines)
 
 
@@ -175,8 +184,8 @@ def comparison_figure(results: dict, rows=None, size: float = 2.4):
     """Fig. 8/9 side by side from ``evaluate(..., keep_outputs=True)``; returns the figure.
 
     Columns: (a) source, (b) source palette P_j, (c) target palette P_t, (d) Chang et al. 2015,
-    (e) the model, titled by whose it is (:data:`LABELS`), (f) the ground truth I_t (protocol A rows;
-    protocol B has none). ``rows``: a list of
+    (e) Tan et al. 2018 (after the paper), (f) the model, titled by whose it is (:data:`LABELS`), (g) the
+    ground truth I_t (protocol A rows; protocol B has none). ``rows``: a list of
     ``("A", tuple index)`` / ``("B", tuple index)``; default :func:`default_rows`. Each output's title
     carries its score: ΔE00 to I_t (A) or palette adherence ΔE00 (B).
     """
@@ -184,12 +193,13 @@ def comparison_figure(results: dict, rows=None, size: float = 2.4):
 
     rows = rows if rows is not None else default_rows(results)
     H, W = results["size"]
-    ratios = [W / H, 0.22, 0.22, W / H, W / H, W / H]
-    fig, axes = plt.subplots(len(rows), 6, figsize=(size * sum(ratios), size * len(rows) * 1.12),
+    ratios = [W / H, 0.22, 0.22, W / H, W / H, W / H, W / H]
+    fig, axes = plt.subplots(len(rows), 7, figsize=(size * sum(ratios), size * len(rows) * 1.12),
                              gridspec_kw={"width_ratios": ratios}, squeeze=False)
     key = results["model"]["key"]
-    heads = ["(a) source", "(b) P_s", "(c) P_t", "(d) Chang et al.\n(reimplemented)",
-             f"(e) {LABELS[key]}".replace(": ", ":\n", 1).replace(" (", "\n(", 1), "(f) ground truth"]
+    heads = ["(a) source", "(b) P_s", "(c) P_t", "(d) Chang et al. 2015\n(reimplemented)",
+             "(e) Tan et al. 2018\n(reimplemented)",
+             f"(f) {LABELS[key]}".replace(": ", ":\n", 1).replace(" (", "\n(", 1), "(g) ground truth"]
     for r, (proto, i) in enumerate(rows):
         for c, (ax, (img, title)) in enumerate(zip(axes[r], _figure_cells(results, proto, i), strict=True)):
             ax.axis("off")
@@ -201,7 +211,7 @@ def comparison_figure(results: dict, rows=None, size: float = 2.4):
 
 
 def _figure_cells(results: dict, proto: str, i: int) -> list:
-    """One row of :func:`comparison_figure`: six (image or None, title) cells for tuple ``i`` of protocol
+    """One row of :func:`comparison_figure`: seven (image or None, title) cells for tuple ``i`` of protocol
     ``proto`` ("A" or "B")."""
     from .palette import palette_swatch
 
@@ -213,7 +223,7 @@ def _figure_cells(results: dict, proto: str, i: int) -> list:
     else:
         key, what, label = "per_tuple_adherence", "adherence", f"B: {t['target'].split('/')[-1]}"
     model = results["model"]["key"]
-    scores = {m: f"{what} {P['methods'][m][key][i]:.1f}" for m in ("chang", model)}
+    scores = {m: f"{what} {P['methods'][m][key][i]:.1f}" for m in ("chang", "tan", model)}
 
     def hwc(x):
         return x.permute(1, 2, 0).numpy()
@@ -222,7 +232,7 @@ def _figure_cells(results: dict, proto: str, i: int) -> list:
         return palette_swatch(p).transpose(1, 0, 2)
     return [(hwc(o["source"][v]), f"{t['image'].split('/')[-1]}\n{label}"),
             (vertical(o["source_palette"][v]), ""), (vertical(o["target_palette"][i]), ""),
-            (hwc(o["chang"][i]), scores["chang"]), (hwc(o[model][i]), scores[model]),
+            (hwc(o["chang"][i]), scores["chang"]), (hwc(o["tan"][i]), scores["tan"]), (hwc(o[model][i]), scores[model]),
             (hwc(o["ground_truth"][i]), "") if proto == "A" else (None, "(no ground truth)")]
 
 

@@ -132,6 +132,8 @@ def cached_model(path=None, device="auto") -> PaletteNet:
 
 #: The long side at which :func:`recolor` runs the network (``work_size``); ``None``: the photo's own.
 WORK_SIZE = 1024
+#: Pixels (a seeded subsample) whose k-means gives a photo's palette P_s in :func:`palette_of`.
+PALETTE_PIXELS = 20000
 #: Pixels per row block of the full-resolution pass (colour conversion and transform): a few MB each.
 ROW_BLOCK = 1 << 18
 
@@ -266,7 +268,7 @@ class _Photo:
         """The photo's palette (:func:`palette_of`), from ``small`` when it has the size it is extracted at."""
         shape = _work_shape(self.size, MAX_SIDE)
         fits = small is not None and tuple(small.shape[-2:]) == shape
-        return extract_palette(small if fits else self.resized(shape))
+        return extract_palette(small if fits else self.resized(shape), max_pixels=PALETTE_PIXELS)
 
     def resized(self, shape) -> torch.Tensor:
         """The photo at ``shape = (h, w)``, float ``(3, h, w)`` (:func:`downscale`, in row blocks)."""

@@ -17,6 +17,11 @@ the median over the tuples; and the mean |ΔL| against the source (luminance kep
   hue_shift(colour i of P_j, t), so the two palettes correspond colour by colour, exactly the
   correspondence a Chang user sets by hand. (Chang's own palette, :func:`~pnlib.baselines.chang_palette`,
   would give Chang a different target than PaletteNet's P_t; with P_j both methods get one target.)
+* ``tan``: Tan, Echevarria, Gingold 2018 (:func:`pnlib.baselines.tan_layers`; after PaletteNet, so
+  not in §4.5, but the palette recolouring compared against today). It recolours with *its own*
+  palette (the simplified convex hull of the pixels), so it gets the same edit in that palette:
+  each of its colours hue-shifted by t (eq. 10, clipped to sRGB). Its layers are computed once per
+  photo (:func:`tan_decompositions`; time reported apart), each recolouring is then a weighted sum;
 * the model, under a key that names whose it is (:data:`MODEL_KEYS`: ``paper`` for PaletteNet's own
   direct head, ``ours`` for our palette head, ``ours_affine``): G(I_s, P_t) (eq. 2); the palette head
   also reads P_s = P_j, as Chang does;
@@ -38,7 +43,8 @@ palette adherence (:func:`pnlib.metrics.palette_adherence`: the output's extract
 target, as a set, ΔE00; also at equal lightness), mean |ΔL| against the source, and the share of stray
 edges (:func:`pnlib.metrics.stray_edges`: posterisation, bleeding). Chang and the palette head need a
 source -> target correspondence: the target's colours are matched one-to-one to P_j by the least total
-ΔE00 (:func:`pnlib.palette.match_palette`). Every model gets the target in that matched order: the
+ΔE00 (:func:`pnlib.palette.match_palette`); Tan et al. pair the target with their own palette the
+same way. Every model gets the target in that matched order: the
 paper's head was trained on targets ordered like the photo's own palette (a hue shift keeps the order),
 so an arbitrary order would be unfair to it.
 
@@ -53,8 +59,8 @@ import statistics
 
 import torch
 
-from .baselines import chang_recolor, oracle
-from .color import denormalize_lab, lab_to_rgb, normalize_lab, rgb_to_lab, to_uint8
+from .baselines import TanLayers, chang_recolor, oracle, tan_layers
+from .color import denormalize_lab, hue_shift, lab_to_rgb, normalize_lab, rgb_to_lab, to_uint8
 from .config import Stopwatch, torch_threads
 from .data import SHIFTS, validation_set
 from .metrics import display_lab, luminance_error, palette_distance, per_image_delta_e00, stray_edges
@@ -65,6 +71,7 @@ from .palette import extract_palette, format_palette, match_palette, palette_lab
 MODEL_KEYS = {"direct": "paper", "palette": "ours", "affine": "ours_affine"}
 #: What a report or a figure calls each method.
 LABELS = {"identity": "identity (the source unchanged)", "chang": "Chang et al. 2015 (our reimplementation)",
+          "tan": "Tan et al. 2018 (our reimplementation; after the paper)",
           "oracle": "oracle (the exact hue shift)", "paper": "PaletteNet (the paper's)",
           "ours": "ours: palette head (not in the paper)", "ours_affine": "ours: affine head (not in the paper)"}
 
@@ -76,12 +83,12 @@ def model_key(model: PaletteNet) -> str:
 
 def methods_a(key: str) -> tuple:
     """Protocol A's methods with the model under ``key`` (:func:`model_key`)."""
-    return ("identity", "chang", key, "oracle")
+    return ("identity", "chang", "tan", key, "oracle")
 
 
 def methods_b(key: str) -> tuple:
     """Protocol B's (and the own palette's) methods with the model under ``key``."""
-    return ("identity", "chang", key)
+    return ("identity", "chang", "tan", key)
 
 #: Pixels (a seeded subsample) that palette adherence's k-means clusters: 4× fewer than
 #: extract_palette's default, for speed; six clusters are well estimated from 5,000 pixels.
@@ -108,6 +115,31 @@ def _palettenet(model: PaletteNet, I_s: torch.Tensor, P_t: torch.Tensor, P_s: to
 def _stats(values) -> dict:
     v = [float(x) for x in values]
     return {"mean": statistics.fmean(v), "median": statistics.median(v)}
+
+
+_TAN_CACHE: dict = {}
+
+
+def tan_decompositions(val: dict) -> list[TanLayers]:
+    """Tan et al. 2018's layers of each held-out photo ``val["rgb"]`` (:func:`pnlib.baselines.tan_layers`).
+
+    Computed once per photo and size and kept for the session (a few seconds each at 288×432; the three
+    protocols and repeated evaluations of several models reuse them); each carries its ``seconds``.
+    """
+    out = []
+    for name, rgb in zip(val["names"], val["rgb"], strict=True):
+        key = (name, tuple(rgb.shape), float(rgb.double().sum()))
+        if key not in _TAN_CACHE:
+            if len(_TAN_CACHE) > 64:
+                _TAN_CACHE.clear()
+            _TAN_CACHE[key] = tan_layers(rgb)
+        out.append(_TAN_CACHE[key])
+    return out
+
+
+def _tan_shifted(layers: TanLayers, degrees: float) -> torch.Tensor:
+    """Tan et al.'s palette turned by eq. (10)'s hue shift, as sRGB a user could pick (clipped)."""
+    return lab_to_rgb(hue_shift(layers.palette, float(degrees), dim=-1), dim=-1, clip=True)
 
 
 # ------------------------------------------------------------------------------------------ protocol A
@@ -153,6 +185,9 @@ def protocol_a(model: PaletteNet, val_pairs, size, keep_outputs: bool = False, p
     run("identity", lambda: I_s)
     run("chang", lambda: rgb_to_lab(torch.stack([
         chang_recolor(src_rgb[i // n], val_pairs[i // n].palette, P_t_rgb[i]) for i in range(len(I_s))])))
+    tan = tan_decompositions(val)       # its time is reported apart (timing.tan_layers_s), not per tuple
+    run("tan", lambda: rgb_to_lab(torch.stack([
+        tan[i // n].recolor(_tan_shifted(tan[i // n], val["shift_t"][i])) for i in range(len(I_s))])))
     key = model_key(model)
     run(key, lambda: _palettenet(model, val["I_s"], val["P_t"], val["P_s"]))
     run("oracle", lambda: torch.cat([oracle(src_rgb[v:v + 1].expand(n, -1, -1, -1), val["shift_t"][v * n:(v + 1) * n])
@@ -176,7 +211,7 @@ def protocol_a(model: PaletteNet, val_pairs, size, keep_outputs: bool = False, p
         to_rgb = lambda lab: to_uint8(lab_to_rgb(lab, clip=True))  # noqa: E731
         res["outputs"] = {"source": to_uint8(src_rgb), "source_palette": torch.stack([p.palette for p in val_pairs]),
                           "target_palette": P_t_rgb, "ground_truth": to_rgb(I_t),
-                          **{m: to_rgb(out[m]) for m in ("chang", key)}}
+                          **{m: to_rgb(out[m]) for m in ("chang", "tan", key)}}
     return res
 
 
@@ -210,7 +245,7 @@ def protocol_b(model: PaletteNet, val_pairs, train_pairs, size, n_photo: int = 6
     targets = protocol_b_targets(val_pairs, train_pairs, n_photo=n_photo, n_random=n_random, seed=seed)
     idx = [v for v, *_ in targets]
     P = torch.stack([t[3] for t in targets])                               # (M, 6, 3) RGB
-    rgb_out, seconds = _outputs_b(model, val_pairs, src_rgb, src_lab, idx, P)
+    rgb_out, seconds = _outputs_b(model, val_pairs, src_rgb, src_lab, idx, P, tan_decompositions(val))
     methods = _score_b(rgb_out, P, src_lab[idx], seconds, progress)
     kinds = [t[2] for t in targets]
     res = {"n_tuples": len(targets),
@@ -222,12 +257,14 @@ def protocol_b(model: PaletteNet, val_pairs, train_pairs, size, n_photo: int = 6
     if keep_outputs:
         res["outputs"] = {"source": to_uint8(src_rgb), "source_palette": torch.stack([p.palette for p in val_pairs]),
                           "target_palette": P, "image_index": torch.tensor(idx),
-                          **{m: to_uint8(rgb_out[m]) for m in ("chang", model_key(model))}}
+                          **{m: to_uint8(rgb_out[m]) for m in ("chang", "tan", model_key(model))}}
     return res
 
 
-def _outputs_b(model: PaletteNet, val_pairs, src_rgb, src_lab, idx: list, P: torch.Tensor) -> tuple[dict, dict]:
-    """Protocol B's RGB outputs per method for held-out photos ``idx`` and targets ``P``, and their times."""
+def _outputs_b(model: PaletteNet, val_pairs, src_rgb, src_lab, idx: list, P: torch.Tensor, tan: list
+               ) -> tuple[dict, dict]:
+    """Protocol B's RGB outputs per method for held-out photos ``idx`` and targets ``P``, and their times
+    (``tan``: each photo's :class:`~pnlib.baselines.TanLayers`; the target paired with its own palette)."""
     rgb_out, seconds = {}, {}
     with Stopwatch() as t:
         rgb_out["identity"] = src_rgb[idx]
@@ -237,6 +274,9 @@ def _outputs_b(model: PaletteNet, val_pairs, src_rgb, src_lab, idx: list, P: tor
                                                       match_palette(val_pairs[v].palette, P[i]))
                                         for i, v in enumerate(idx)])
     seconds["chang"] = t.s
+    with Stopwatch() as t:
+        rgb_out["tan"] = torch.stack([tan[v].recolor(match_palette(tan[v].palette, P[i])) for i, v in enumerate(idx)])
+    seconds["tan"] = t.s
     with Stopwatch() as t:
         I_s = normalize_lab(src_lab[idx]).clamp(-1, 1)
         P_s = torch.stack([val_pairs[v].palette for v in idx])
@@ -257,9 +297,11 @@ def _adherence(images, P) -> tuple[list, list]:
 
 
 def _score_b(rgb_out: dict, P: torch.Tensor, src_lab: torch.Tensor, seconds: dict, progress: bool) -> dict:
-    """Protocol B's numbers per method: adherence (and at equal L), |ΔL|, stray edges; adds to ``seconds``."""
+    """Protocol B's numbers per method: adherence (and at equal L), |ΔL|, stray edges; adds the scoring
+    time to ``seconds`` (``recolor_seconds``: the outputs' time alone)."""
     methods = {}
     for name in rgb_out:
+        recolor_s = seconds[name]
         with Stopwatch() as t:
             adh, adh_L = _adherence(rgb_out[name], P)
             out_lab = rgb_to_lab(rgb_out[name])
@@ -271,7 +313,8 @@ def _score_b(rgb_out: dict, P: torch.Tensor, src_lab: torch.Tensor, seconds: dic
                          "adherence_equal_L": statistics.fmean(adh_L), "stray_edges": float(stray.mean()),
                          "per_tuple_adherence": [round(a, 4) for a in adh],
                          "per_tuple_adherence_equal_L": [round(a, 4) for a in adh_L],
-                         "per_tuple_stray_edges": [round(float(x), 4) for x in stray], "seconds": seconds[name]}
+                         "per_tuple_stray_edges": [round(float(x), 4) for x in stray], "seconds": seconds[name],
+                         "recolor_seconds": recolor_s}
         if progress:
             print(f"  protocol B  {name:<11} adherence ΔE00 {s['mean']:6.2f}  ({seconds[name]:.1f} s)")
     return methods
@@ -318,7 +361,8 @@ def protocol_own(model: PaletteNet, val: dict, progress: bool = False) -> dict:
     """Each held-out photo recoloured to *its own* palette: a recolouring must hand the photo back.
 
     The palette is the one a user would take from the photo (:func:`pnlib.palette.extract_palette` of
-    the evaluated image). Chang et al. are given it as source and target; PaletteNet gets it as P_t
+    the evaluated image). Chang et al. are given it as source and target, Tan et al. their own palette
+    as both (what is left is their decomposition's reconstruction error); PaletteNet gets it as P_t
     (and as P_s when the model reads one, which is what :func:`pnlib.recolor` extracts itself). Per
     method: mean ΔE00 of the output to the source (per photo, then the mean and the maximum).
     """
@@ -328,6 +372,7 @@ def protocol_own(model: PaletteNet, val: dict, progress: bool = False) -> dict:
     own_norm = palette_lab_norm(own)
     out = {"identity": src_lab,
            "chang": rgb_to_lab(torch.stack([chang_recolor(x, p, p) for x, p in zip(src_rgb, own, strict=True)])),
+           "tan": rgb_to_lab(torch.stack([t.recolor(t.palette) for t in tan_decompositions(val)])),
            model_key(model): _palettenet(model, normalize_lab(src_lab).clamp(-1, 1), own_norm, own_norm)}
     methods = {}
     for name in out:

@@ -1,4 +1,4 @@
-"""pnlib.baselines: identity, oracle, Chang et al. 2015 palette extraction and colour transfer."""
+"""pnlib.baselines: identity, oracle, Chang et al. 2015 palette extraction and colour transfer, Tan et al. 2018."""
 import numpy as np
 import pytest
 import torch
@@ -13,6 +13,8 @@ from pnlib.baselines import (
     chang_transfer_lab,
     identity,
     oracle,
+    tan_layers,
+    tan_palette,
 )
 from pnlib.color import hue_shift, lab_to_rgb, rgb_to_lab
 from pnlib.metrics import delta_e00, mean_delta_e00, palette_distance
@@ -145,3 +147,79 @@ def test_bad_inputs_raise(chelsea):
         chang_recolor(chelsea, p, p[:5])
     with pytest.raises(ValueError):
         chang_palette(chelsea[None])
+
+
+# ------------------------------------------------------------------------------- Tan et al. 2018
+def _mixed_image(palette: np.ndarray, H: int = 24, W: int = 36, seed: int = 0):
+    """An image whose every pixel is a known convex mix of ``palette`` (k, 3): weights (k, H, W), the
+    first k pixels the pure palette colours (so the pixels' hull is exactly the palette's)."""
+    rng = np.random.default_rng(seed)
+    w = rng.dirichlet(np.full(len(palette), 0.7), size=H * W)
+    w[:len(palette)] = np.eye(len(palette))
+    img = (w @ palette).T.reshape(3, H, W)
+    return torch.from_numpy(img).float(), w.T.reshape(len(palette), H, W)
+
+
+TETRA = np.array([[0.1, 0.1, 0.1], [0.9, 0.2, 0.1], [0.2, 0.8, 0.2], [0.3, 0.3, 0.9]])
+
+
+def test_tan_palette_of_a_tetrahedron_is_its_corners():
+    img, _ = _mixed_image(TETRA)
+    pal = tan_palette(img, k=4)
+    d = np.abs(pal.numpy()[:, None] - TETRA[None]).sum(-1)
+    assert d.min(1).max() < 1e-5 and sorted(d.argmin(1)) == [0, 1, 2, 3]
+
+
+def test_tan_recolor_of_a_tetrahedron_is_the_closed_form():
+    """Four palette colours have unique mixing weights (barycentric coordinates): the recolouring to any
+    new palette is exactly Σ_i w_i P'_i, whatever the RGBXY detour."""
+    img, w = _mixed_image(TETRA)
+    layers = tan_layers(img, k=4)
+    order = np.abs(layers.palette.numpy()[:, None] - TETRA[None]).sum(-1).argmin(1)   # palette i = TETRA[order[i]]
+    torch.testing.assert_close(layers.weights, torch.from_numpy(w[order]).float(), atol=1e-4, rtol=0)
+    new = np.array([[0.9, 0.9, 0.1], [0.1, 0.5, 0.9], [0.8, 0.1, 0.7], [0.5, 0.5, 0.5]])
+    expected = torch.from_numpy(np.einsum("khw,kc->chw", w, new)).float()
+    torch.testing.assert_close(layers.recolor(torch.from_numpy(new[order]).float()), expected, atol=1e-4, rtol=0)
+
+
+def _outside(px: np.ndarray, pal: np.ndarray) -> np.ndarray:
+    """How far each colour of ``px`` (N, 3) lies outside the convex hull of ``pal`` (≤ 0: inside)."""
+    from scipy.spatial import ConvexHull
+    eq = ConvexHull(pal).equations
+    return (px @ eq[:, :3].T + eq[:, 3]).max(1)
+
+
+def test_tan_palette_hull_encloses_a_photo(chelsea):
+    """Before the clip to the RGB cube the simplified hull encloses every pixel (the collapses only add
+    volume, from a hull of more than six vertices); clipped, it lies in the cube."""
+    from scipy.spatial import ConvexHull
+    px = chelsea.reshape(3, -1).T.double().numpy()
+    assert len(ConvexHull(px).vertices) > 6
+    raw = tan_palette(chelsea, clip=False).numpy()
+    assert raw.shape == (6, 3) and _outside(px, raw).max() < 1e-9
+    pal = tan_palette(chelsea).numpy()
+    assert pal.min() >= 0 and pal.max() <= 1
+    torch.testing.assert_close(torch.from_numpy(pal).double(), torch.from_numpy(raw).clamp(0, 1), atol=1e-6, rtol=0)
+
+
+def test_tan_own_palette_gives_the_photo_back(chelsea):
+    """With the hull that encloses every pixel the weights mix the palette back into each pixel exactly
+    (RGBXY barycentric coordinates, then RGB ones); with the palette clipped to the cube, almost."""
+    raw = tan_palette(chelsea, clip=False)
+    w = tan_layers(chelsea, palette=raw).weights
+    assert w.shape == (6, *chelsea.shape[-2:]) and w.min() >= 0
+    torch.testing.assert_close(w.sum(0), torch.ones_like(w[0]))
+    torch.testing.assert_close(torch.einsum("khw,kc->chw", w.double(), raw).float(), chelsea, atol=1e-5, rtol=0)
+    layers = tan_layers(chelsea)
+    assert mean_delta_e00(lab(layers.recolor(layers.palette)), lab(chelsea)) < 0.5    # 0.11 measured
+    # A hue shift of the palette moves the photo's hues with it (far from the source, near eq. (10)'s truth).
+    shifted = lab_to_rgb(hue_shift(layers.palette, 120.0, dim=-1), dim=-1, clip=True)
+    out, truth = lab(layers.recolor(shifted)), hue_shift(chelsea, 120.0)
+    assert mean_delta_e00(out, truth) < 0.5 * mean_delta_e00(lab(chelsea), truth)
+
+
+def test_tan_bad_inputs_raise(chelsea):
+    with pytest.raises(ValueError, match="tan_layers wants"):
+        tan_layers(chelsea[0])
+    with pytest.raises(ValueError, match="target palette has 5 colours"):
+        tan_layers(chelsea).recolor(parse_palette(SIX)[:5])

@@ -34,7 +34,7 @@ def results(model):
 def test_both_protocols_and_every_method(results):
     key = results["model"]["key"]
     assert key == {"direct": "paper", "palette": "ours"}[results["model"]["head"]]
-    assert tuple(results["protocol_a"]["methods"]) == E.methods_a(key) == ("identity", "chang", key, "oracle")
+    assert tuple(results["protocol_a"]["methods"]) == E.methods_a(key) == ("identity", "chang", "tan", key, "oracle")
     assert tuple(results["protocol_b"]["methods"]) == E.methods_b(key)
     assert results["data"]["held_out"] == ["bundled/astronaut", "bundled/stereo_motorcycle"]
     assert results["protocol_a"]["n_tuples"] == 2 * 18
@@ -43,6 +43,7 @@ def test_both_protocols_and_every_method(results):
     for m in results["protocol_a"]["methods"].values():
         assert len(m["per_tuple_de00"]) == 36 and m["median_de00"] >= 0 and m["mean_abs_dL"] >= 0
     assert results["timing"]["total_s"] > 0
+    assert len(results["timing"]["tan_layers_s"]) == 2 and results["timing"]["tan_recolor_s"] > 0
 
 
 def test_identity_equals_the_direct_delta_e00(results):
@@ -66,6 +67,15 @@ def test_oracle_is_the_floor_and_chang_beats_identity(results):
     assert b["chang"]["adherence"] < b["identity"]["adherence"]
 
 
+def test_tan_follows_hue_shifts_and_gives_the_photo_back(results):
+    """Tan et al. 2018, given its own palette hue-shifted, beats doing nothing; given its own palette
+    unchanged, it gives the photo back up to its reconstruction error (its hull clipped to the cube)."""
+    a, b = results["protocol_a"]["methods"], results["protocol_b"]["methods"]
+    assert a["tan"]["mean_de00"] < 0.6 * a["identity"]["mean_de00"]
+    assert b["tan"]["adherence"] < b["identity"]["adherence"]
+    assert results["own_palette"]["methods"]["tan"]["mean_de00"] < 1.0
+
+
 def test_markdown_has_a_row_per_method(results):
     md = E.to_markdown(results)
     for m in E.methods_a(results["model"]["key"]):
@@ -83,7 +93,7 @@ def test_json_and_figure(results, tmp_path):
     oracle = results["protocol_a"]["methods"]["oracle"]["mean_de00"]
     assert back["protocol_a"]["methods"]["oracle"]["mean_de00"] == oracle
     fig = E.comparison_figure(results)
-    assert len(fig.axes) == 4 * 6
+    assert len(fig.axes) == 4 * 7
     matplotlib.pyplot.close(fig)
 
 
@@ -160,5 +170,5 @@ def test_cli_eval_of_the_shipped_model_prints_the_table_and_writes_json(tmp_path
     back = json.loads(out.read_text())
     assert back["checkpoint"] == str(SHIPPED) and back["size"] == list(SIZE) and back["model"]["head"] == "palette"
     a = back["protocol_a"]["methods"]
-    assert list(a) == ["identity", "chang", "ours", "oracle"]
+    assert list(a) == ["identity", "chang", "tan", "ours", "oracle"]
     assert a["ours"]["mean_de00"] < a["identity"]["mean_de00"]   # a trained model beats doing nothing

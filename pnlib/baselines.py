@@ -342,7 +342,7 @@ def _hull(points: np.ndarray):
 def tan_palette(rgb, k: int = 6, clip: bool = True) -> torch.Tensor:
     """Tan et al.'s palette: the convex hull of the pixels in RGB, simplified to ``k`` vertices -> (k, 3).
 
-    Tan, Echevarria, Gingold 2018 (§3.1, after Tan et al. 2016 §3.1): every pixel is a convex mix of the
+    Tan, Echevarria, Gingold 2018, after Tan, Lien, Gingold 2016 (TOG 36(1)): every pixel is a convex mix of the
     palette colours exactly when the palette's convex hull encloses the pixels' colours. Start from the
     hull of the pixels and collapse one edge at a time, each time the edge whose collapse adds the least
     volume (:func:`_collapse_lp`), until ``k`` vertices remain; the hull only grows, so it keeps
@@ -383,6 +383,8 @@ def tan_palette(rgb, k: int = 6, clip: bool = True) -> torch.Tensor:
             c, v = cache[key]
             if c < best[0]:
                 best = (c, (u, w), v)
+        if best[1] is None:          # no collapse possible (degenerate hull): keep what there is
+            break
         _, (u, w), v = best
         rest = np.ones(len(V), dtype=bool)
         rest[[u, w]] = False

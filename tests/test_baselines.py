@@ -223,3 +223,16 @@ def test_tan_bad_inputs_raise(chelsea):
         tan_layers(chelsea[0])
     with pytest.raises(ValueError, match="target palette has 5 colours"):
         tan_layers(chelsea).recolor(parse_palette(SIX)[:5])
+
+
+def test_tan_flat_images_come_back():
+    """Degenerate hulls (two colours; a grey ramp on one line) are joggled, not a qhull traceback; a
+    two-colour image is exactly a mix of its palette."""
+    img = torch.zeros(3, 16, 24)
+    img[:, :, :12] = 0.3
+    img[:, :, 12:] = torch.tensor([0.9, 0.2, 0.1])[:, None, None]
+    layers = tan_layers(img)
+    torch.testing.assert_close(layers.recolor(layers.palette), img, atol=1e-4, rtol=0)
+    grey = torch.linspace(0, 1, 16 * 24).reshape(1, 16, 24).expand(3, -1, -1).contiguous()
+    layers = tan_layers(grey)
+    assert float((layers.recolor(layers.palette) - grey).abs().max()) < 0.01

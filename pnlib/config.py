@@ -110,6 +110,12 @@ COMMON = dict(
                                # lower held-out ΔE00 than 0.5-1 (README, "Where this differs from the paper")
     jitter=0.3,                # ours: random saturation and gamma per crop (pnlib.data.PairSampler); lower
                                # held-out ΔE00 than none (README, "Where this differs from the paper")
+    regions=0.0,               # ours, off (the paper's tuples): the share of training tuples whose target
+                               # recolours each palette region by its own hue shift (pnlib.data.PairSampler).
+                               # A global hue shift never tells which region a colour belongs to, so the
+                               # palette head learns nothing beyond its prior from it
+    region_radius=2,           # ... the regions' majority vote radius, px at the training size (pnlib.data.region_weights)
+    region_blur=3,             # ... the colour-guided softening of their seams, radius in px (0: hard seams)
     head="palette",            # ours, what every preset trains: RD also reads the photo's palette P_s and
                                # predicts soft weights over its entries, each moving the ab plane by its own
                                # similarity transform (pnlib.model.PaletteTransfer). "affine" (ours, earlier)

@@ -271,7 +271,7 @@ class PairSampler:
     def __init__(self, pairs: list[Pair], size=(96, 144), batch_size: int = 16, device="cpu",
                  seed: int = 0, scale=(0.5, 1.0), canvas: float = 1.25, jitter: float = 0.0,
                  source_palette: bool = False, regions: float = 0.0, region_radius: int = 2,
-                 region_blur: int = 3):
+                 region_blur: int = 3, region_eps: float = 1e-2):
         if not pairs:
             raise ValueError("PairSampler needs at least one pair")
         self.size = _check_size(size)
@@ -289,6 +289,7 @@ class PairSampler:
         if int(region_radius) < 0 or int(region_blur) < 0:
             raise ValueError(f"region_radius and region_blur must be >= 0, got {region_radius}, {region_blur}")
         self.regions, self.region_radius, self.region_blur = float(regions), int(region_radius), int(region_blur)
+        self.region_eps = float(region_eps)
         self.device = torch.device(device)
         H, W = self.size
         self.canvas_size = (math.ceil(canvas * H), math.ceil(canvas * W))
@@ -429,7 +430,8 @@ class PairSampler:
             n, (H, W) = len(i), rgb.shape[-2:]
             ang = tk.to(dev)[i]                                                   # (n, K)
             shift_tk[i] = ang
-            w = region_weights(rgb_to_lab(rgb[i]), rgb_to_lab(pal[i], dim=-1), self.region_radius, self.region_blur)
+            w = region_weights(rgb_to_lab(rgb[i]), rgb_to_lab(pal[i], dim=-1), self.region_radius, self.region_blur,
+                               self.region_eps)
             shifted = hue_shift(rgb[i].repeat_interleave(K, 0), ang.flatten()).view(n, K, 3, H, W)
             ab = (w[:, :, None] * shifted[:, :, 1:]).sum(1)                        # (n, 2, H, W)
             out["I_t"][i] = _lab_norm(torch.cat([lab_s[i, :1], ab], 1))           # L: the source's (eq. 10)

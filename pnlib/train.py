@@ -114,7 +114,8 @@ def build_run(cfg: dict, out: Path) -> Run:
     sampler = PairSampler(train_pairs, size=tuple(cfg["size"]), batch_size=cfg["batch"], device=device,
                           seed=cfg["seed"] + 1000 * rank, scale=tuple(cfg["crop_scale"]), jitter=cfg["jitter"],
                           source_palette=G.uses_source_palette, regions=cfg.get("regions", 0.0),
-                          region_radius=cfg.get("region_radius", 2), region_blur=cfg.get("region_blur", 3))
+                          region_radius=cfg.get("region_radius", 2), region_blur=cfg.get("region_blur", 3),
+                          region_eps=cfg.get("region_eps", 1e-2))
     val = validation_set(val_pairs, size=tuple(cfg["size"]), device=device)
     run = Run(cfg=cfg, out=Path(out), device=device, G=G, D=D, opt_g=_adam(G.parameters(), cfg, device),
               opt_rd=_adam(G.decoder.parameters(), cfg, device), opt_d=_adam(D.parameters(), cfg, device),
@@ -191,6 +192,8 @@ def phase1_step(run: Run, b: dict) -> dict:
     with _autocast(run.device):
         ab = run.dec(run.enc(b["I_s"]), b["P_t"], b["I_s"], b.get("P_s"))  # G(I_s, P_t), eq. (2)
     loss = Ls.e_loss(ab.float(), b["I_t"][:, 1:])
+    if run.cfg.get("grad_loss", 0.0):  # ours: off by default (pnlib.losses.gradient_loss)
+        loss = loss + run.cfg["grad_loss"] * Ls.gradient_loss(ab, b["I_t"][:, 1:])
     run.opt_g.zero_grad(set_to_none=True)
     loss.backward()
     run.opt_g.step()
@@ -222,6 +225,8 @@ def phase2_step(run: Run, b: dict, with_accuracy: bool = False, adv_weight: floa
     run.opt_d.step()
 
     loss_e = Ls.e_loss(ab.float(), b["I_t"][:, 1:])
+    if run.cfg.get("grad_loss", 0.0):  # ours: off by default (pnlib.losses.gradient_loss)
+        loss_e = loss_e + run.cfg["grad_loss"] * Ls.gradient_loss(ab, b["I_t"][:, 1:])
     with _autocast(run.device):
         loss_adv = Ls.adversarial_loss(D, I_hat, b["P_t"])
     loss_g = Ls.generator_loss(loss_e, adv_weight * loss_adv, run.cfg["lam"])

@@ -271,7 +271,7 @@ class PairSampler:
     def __init__(self, pairs: list[Pair], size=(96, 144), batch_size: int = 16, device="cpu",
                  seed: int = 0, scale=(0.5, 1.0), canvas: float = 1.25, jitter: float = 0.0,
                  source_palette: bool = False, regions: float = 0.0, region_radius: int = 2,
-                 region_blur: int = 3, region_eps: float = 1e-2):
+                 region_blur: int = 3, region_eps: float = 1e-2, region_merge: float = 0.0):
         if not pairs:
             raise ValueError("PairSampler needs at least one pair")
         self.size = _check_size(size)
@@ -289,7 +289,7 @@ class PairSampler:
         if int(region_radius) < 0 or int(region_blur) < 0:
             raise ValueError(f"region_radius and region_blur must be >= 0, got {region_radius}, {region_blur}")
         self.regions, self.region_radius, self.region_blur = float(regions), int(region_radius), int(region_blur)
-        self.region_eps = float(region_eps)
+        self.region_eps, self.region_merge = float(region_eps), float(region_merge)
         self.device = torch.device(device)
         H, W = self.size
         self.canvas_size = (math.ceil(canvas * H), math.ceil(canvas * W))
@@ -415,7 +415,9 @@ class PairSampler:
         vote and softened at the seams), and I_t blends the six hue-shifted crops hue_shift(crop, t_k)
         (eq. 10 per entry, so L stays the source's) with those weights; P_t,k = hue_shift(P_j,k, t_k).
         The regions are spatially coherent and harder than the prior's soft weights, which is what the
-        network can learn and the prior lacks. I_s, P_s stay the global s-shift of the crop.
+        network can learn and the prior lacks. I_s, P_s stay the global s-shift of the crop. With
+        ``region_merge`` > 0, entries of similar colour (:func:`merged_entries`) share one angle, so no
+        sharp seam is asked for between them.
 
         Adds ``regions`` (B,) bool (which rows) and ``shift_tk`` (B, 6) each entry's target angle in
         degrees (``shift_t`` on every entry for the other rows); replaces ``I_t`` and ``P_t`` on those rows.
@@ -429,6 +431,8 @@ class PairSampler:
         if len(i):
             n, (H, W) = len(i), rgb.shape[-2:]
             ang = tk.to(dev)[i]                                                   # (n, K)
+            if self.region_merge:  # entries closer than region_merge x their mean distance share an angle
+                ang = ang.gather(1, merged_entries(rgb_to_lab(pal[i], dim=-1), self.region_merge))
             shift_tk[i] = ang
             w = region_weights(rgb_to_lab(rgb[i]), rgb_to_lab(pal[i], dim=-1), self.region_radius, self.region_blur,
                                self.region_eps)
@@ -437,6 +441,18 @@ class PairSampler:
             out["I_t"][i] = _lab_norm(torch.cat([lab_s[i, :1], ab], 1))           # L: the source's (eq. 10)
             out["P_t"][i] = palette_lab_norm(pal[i].reshape(n * K, 1, 3), ang.flatten()).view(n, K, 3)
         out["regions"], out["shift_tk"] = rows.to(dev), shift_tk
+
+
+def merged_entries(pal_lab: torch.Tensor, share: float) -> torch.Tensor:
+    """(N, K) long: for each palette entry the lowest index of its group, where entries closer (raw LAB)
+    than ``share`` x the palette's mean distance between entries are linked, transitively."""
+    K = pal_lab.shape[-2]
+    d = torch.cdist(pal_lab, pal_lab)                                            # (N, K, K)
+    link = (d < share * d.sum((1, 2), keepdim=True) / (K * (K - 1))) | torch.eye(K, dtype=torch.bool, device=d.device)
+    lab = torch.arange(K, device=pal_lab.device).expand(len(pal_lab), K)
+    for _ in range(K):
+        lab = torch.where(link, lab[:, None, :], K).amin(-1)
+    return lab
 
 
 def region_weights(lab: torch.Tensor, pal_lab: torch.Tensor, radius: int = 2, blur: int = 3,

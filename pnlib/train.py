@@ -115,7 +115,7 @@ def build_run(cfg: dict, out: Path) -> Run:
                           seed=cfg["seed"] + 1000 * rank, scale=tuple(cfg["crop_scale"]), jitter=cfg["jitter"],
                           source_palette=G.uses_source_palette, regions=cfg.get("regions", 0.0),
                           region_radius=cfg.get("region_radius", 2), region_blur=cfg.get("region_blur", 3),
-                          region_eps=cfg.get("region_eps", 1e-2))
+                          region_eps=cfg.get("region_eps", 1e-2), region_merge=cfg.get("region_merge", 0.0))
     val = validation_set(val_pairs, size=tuple(cfg["size"]), device=device)
     run = Run(cfg=cfg, out=Path(out), device=device, G=G, D=D, opt_g=_adam(G.parameters(), cfg, device),
               opt_rd=_adam(G.decoder.parameters(), cfg, device), opt_d=_adam(D.parameters(), cfg, device),

@@ -247,6 +247,18 @@ def test_region_tuples_shift_two_regions_apart():
     assert apart >= 4
 
 
+def test_region_merge_gives_similar_entries_one_angle(split):
+    pal = torch.tensor([[[50.0, 0, 0], [52, 1, 0], [50, 60, 0], [20, 0, -40], [80, 0, 0], [21, 0, -42]]])
+    assert D.merged_entries(pal, 0.5).tolist() == [[0, 0, 2, 3, 4, 3]]
+    assert D.merged_entries(pal, 0.0).tolist() == [[0, 1, 2, 3, 4, 5]]
+    train, _ = split
+    b = D.PairSampler(train, size=SIZE, batch_size=8, seed=0, source_palette=True, regions=1.0,
+                      region_merge=0.5).sample()
+    for i in range(8):
+        group = D.merged_entries(rgb_to_lab(train[b["j"][i]].palette, dim=-1)[None], 0.5)[0]
+        assert torch.equal(b["shift_tk"][i], b["shift_tk"][i][group])
+
+
 def test_region_weights_are_a_cleaned_up_partition():
     lab = torch.zeros(1, 3, 16, 24)
     lab[:, 0] = 50.0

@@ -409,7 +409,7 @@ class PairSampler:
 
         A global hue shift (eq. 10) moves every colour by one angle, so it never tells which region a
         palette colour belongs to: the palette head's colour-distance prior already predicts such a
-        target, and training on hue shifts alone left the trained model at its prior. Here each palette
+        target up to how sharp its weights are, and the weights' corrections get no signal. Here each palette
         entry k gets its own target angle t_k (uniform over :data:`SHIFTS`); every pixel of the crop is
         given to its region (:func:`region_weights`: the nearest entry, cleaned up by a spatial majority
         vote and softened at the seams), and I_t blends the six hue-shifted crops hue_shift(crop, t_k)
@@ -418,6 +418,12 @@ class PairSampler:
         network can learn and the prior lacks. I_s, P_s stay the global s-shift of the crop. With
         ``region_merge`` > 0, entries of similar colour (:func:`merged_entries`) share one angle, so no
         sharp seam is asked for between them.
+
+        What it did (quick preset, 1,500 phase-1 steps, 14 held-out photos at 144×216): adherence at equal
+        L 6.08 against the untrained prior's 6.96 (paper-style training: 6.35), but stray edges 2.99 %
+        against 0.85 % (1.89 %). Every variant tried (share 1.0, larger radius, softer seams, merged
+        entries, grad_loss) fell on the curve that merely sharpening the prior (a smaller τ) traces
+        between the two numbers: the network learns sharper weights, not the regions' spatial coherence.
 
         Adds ``regions`` (B,) bool (which rows) and ``shift_tk`` (B, 6) each entry's target angle in
         degrees (``shift_t`` on every entry for the other rows); replaces ``I_t`` and ``P_t`` on those rows.

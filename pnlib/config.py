@@ -111,11 +111,11 @@ COMMON = dict(
     jitter=0.3,                # ours: random saturation and gamma per crop (pnlib.data.PairSampler); lower
                                # held-out ΔE00 than none (README, "Where this differs from the paper")
     regions=0.0,               # ours, off (the paper's tuples): the share of training tuples whose target
-                               # recolours each palette region by its own hue shift (pnlib.data.PairSampler).
+                               # recolours each palette region by its own hue shift (pnlib.regions).
                                # A global hue shift never tells which region a colour belongs to. Measured
                                # (quick, 1,500 steps, 0.5): adherence at equal L 13 % below the prior's, but
-                               # stray edges 3.5x; no setting tried beat the prior on both (PairSampler docs)
-    region_radius=2,           # ... the regions' majority vote radius, px at the training size (pnlib.data.region_weights)
+                               # stray edges 3.5x; no setting tried beat the prior on both (pnlib.regions)
+    region_radius=2,           # ... majority-vote radius, px at the training size (pnlib.regions.region_weights)
     region_blur=3,             # ... the colour-guided softening of their seams, radius in px (0: hard seams)
     region_eps=1e-2,           # ... and its ε (normalised LAB): larger, softer seams where the photo has no edge
     region_merge=0.0,          # ... entries closer than this share of the palette's mean distance share one angle

@@ -40,7 +40,6 @@ import torch
 import torch.nn.functional as F
 
 from .color import hue_shift, normalize_lab, rgb_to_lab
-from .correspondence import box_mean, guided_filter
 from .palette import cached_palette, format_palette, palette_lab_norm
 from .photos import MAX_SIDE, _downsize, bundled_photos, folder_photos, warn_skipped
 
@@ -265,13 +264,15 @@ class PairSampler:
     name), ``shift_s, shift_t`` (B,) float degrees, ``flip, flip_o`` (B,) bool, ``scale`` (B,) the crop
     scale of I_s; and the RGB crops ``rgb, rgb_o`` (B, 3, H, W). Random numbers come from a CPU
     ``torch.Generator`` seeded by ``seed``, so a seed gives the same batches on every device.
-    Iterating the sampler yields batches forever.
+    Iterating the sampler yields batches forever. ``extra`` (ours, off: the paper's tuples): a callable
+    ``extra(batch, rgb, palettes, lab_s, generator)`` that changes each batch in place once the paper's
+    tuple is drawn, given the crops, their palettes (jittered with them) and I_s in raw LAB
+    (:class:`pnlib.regions.RegionTuples`).
     """
 
     def __init__(self, pairs: list[Pair], size=(96, 144), batch_size: int = 16, device="cpu",
                  seed: int = 0, scale=(0.5, 1.0), canvas: float = 1.25, jitter: float = 0.0,
-                 source_palette: bool = False, regions: float = 0.0, region_radius: int = 2,
-                 region_blur: int = 3, region_eps: float = 1e-2, region_merge: float = 0.0):
+                 source_palette: bool = False, extra=None):
         if not pairs:
             raise ValueError("PairSampler needs at least one pair")
         self.size = _check_size(size)
@@ -284,12 +285,7 @@ class PairSampler:
             raise ValueError(f"canvas must be >= 1 (times the output size), got {canvas}")
         self.batch_size, self.scale, self.seed, self.jitter = int(batch_size), (lo, hi), seed, float(jitter)
         self.source_palette = bool(source_palette)
-        if not 0.0 <= float(regions) <= 1.0:
-            raise ValueError(f"regions must be a share in [0, 1], got {regions}")
-        if int(region_radius) < 0 or int(region_blur) < 0:
-            raise ValueError(f"region_radius and region_blur must be >= 0, got {region_radius}, {region_blur}")
-        self.regions, self.region_radius, self.region_blur = float(regions), int(region_radius), int(region_blur)
-        self.region_eps, self.region_merge = float(region_eps), float(region_merge)
+        self.extra = extra
         self.device = torch.device(device)
         H, W = self.size
         self.canvas_size = (math.ceil(canvas * H), math.ceil(canvas * W))
@@ -375,9 +371,9 @@ class PairSampler:
             rgb, rgb_o = self._crops(j, flip, u, pos), None
         jd = j.to(dev)
         pal = self.palettes[jd]
-        pal_crop = pal  # the palette of the crop as the network sees it (jittered with it): for the regions
+        pal_crop = pal  # the palette of the crop as the network sees it (jittered with it), for ``extra``
         if self.jitter:
-            rgb, pal_j = self._jitter(rgb, pal if self.source_palette or self.regions else None)
+            rgb, pal_j = self._jitter(rgb, pal if self.source_palette or self.extra else None)
             pal_crop = pal_j if pal_j is not None else pal
             pal = pal_j if self.source_palette else pal
             jitter_o = self._jitter_draw(B)  # drawn in phase 1 too: both phases draw the same numbers
@@ -391,8 +387,8 @@ class PairSampler:
         }
         if self.source_palette:  # P_s = hue_shift(P_j, s): the source's palette, entry by entry with P_t
             out["P_s"] = palette_lab_norm(pal, st[:B])
-        if self.regions:  # ours: drawn only when on, so the paper's tuples keep their stream of numbers
-            self._region_tuples(out, rgb, pal_crop, lab[:B])
+        if self.extra:  # ours (pnlib.regions): drawn last, so the paper's tuples keep their stream of numbers
+            self.extra(out, rgb, pal_crop, lab[:B], g)
         if with_o:
             P_o = self.palettes[o.to(dev)]
             if self.jitter:  # I_o jittered like I_s (and P_o like P_t where P_t is): D cannot tell by jitter
@@ -402,86 +398,6 @@ class PairSampler:
             out["P_o"] = palette_lab_norm(P_o).clamp_(-1.0, 1.0)
             out["rgb_o"] = rgb_o
         return out
-
-
-    def _region_tuples(self, out: dict, rgb: torch.Tensor, pal: torch.Tensor, lab_s: torch.Tensor) -> None:
-        """Turn a share ``regions`` of the batch into per-region tuples, in place (ours, not in the paper).
-
-        A global hue shift (eq. 10) moves every colour by one angle, so it never tells which region a
-        palette colour belongs to: the palette head's colour-distance prior already predicts such a
-        target up to how sharp its weights are, and the weights' corrections get no signal. Here each palette
-        entry k gets its own target angle t_k (uniform over :data:`SHIFTS`); every pixel of the crop is
-        given to its region (:func:`region_weights`: the nearest entry, cleaned up by a spatial majority
-        vote and softened at the seams), and I_t blends the six hue-shifted crops hue_shift(crop, t_k)
-        (eq. 10 per entry, so L stays the source's) with those weights; P_t,k = hue_shift(P_j,k, t_k).
-        The regions are spatially coherent and harder than the prior's soft weights, which is what the
-        network can learn and the prior lacks. I_s, P_s stay the global s-shift of the crop. With
-        ``region_merge`` > 0, entries of similar colour (:func:`merged_entries`) share one angle, so no
-        sharp seam is asked for between them.
-
-        What it did (quick preset, 1,500 phase-1 steps, 14 held-out photos at 144×216): adherence at equal
-        L 6.08 against the untrained prior's 6.96 (paper-style training: 6.35), but stray edges 2.99 %
-        against 0.85 % (1.89 %). Every variant tried (share 1.0, larger radius, softer seams, merged
-        entries, grad_loss) fell on the curve that merely sharpening the prior (a smaller τ) traces
-        between the two numbers: the network learns sharper weights, not the regions' spatial coherence.
-
-        Adds ``regions`` (B,) bool (which rows) and ``shift_tk`` (B, 6) each entry's target angle in
-        degrees (``shift_t`` on every entry for the other rows); replaces ``I_t`` and ``P_t`` on those rows.
-        """
-        B, K, g = len(rgb), pal.shape[-2], self.generator
-        rows = torch.rand(B, generator=g) < self.regions
-        tk = self._shifts[torch.randint(len(SHIFTS), (B, K), generator=g)]
-        dev = rgb.device
-        shift_tk = out["shift_t"][:, None].expand(B, K).clone()
-        i = rows.nonzero()[:, 0].to(dev)
-        if len(i):
-            n, (H, W) = len(i), rgb.shape[-2:]
-            ang = tk.to(dev)[i]                                                   # (n, K)
-            if self.region_merge:  # entries closer than region_merge x their mean distance share an angle
-                ang = ang.gather(1, merged_entries(rgb_to_lab(pal[i], dim=-1), self.region_merge))
-            shift_tk[i] = ang
-            w = region_weights(rgb_to_lab(rgb[i]), rgb_to_lab(pal[i], dim=-1), self.region_radius, self.region_blur,
-                               self.region_eps)
-            shifted = hue_shift(rgb[i].repeat_interleave(K, 0), ang.flatten()).view(n, K, 3, H, W)
-            ab = (w[:, :, None] * shifted[:, :, 1:]).sum(1)                        # (n, 2, H, W)
-            out["I_t"][i] = _lab_norm(torch.cat([lab_s[i, :1], ab], 1))           # L: the source's (eq. 10)
-            out["P_t"][i] = palette_lab_norm(pal[i].reshape(n * K, 1, 3), ang.flatten()).view(n, K, 3)
-        out["regions"], out["shift_tk"] = rows.to(dev), shift_tk
-
-
-def merged_entries(pal_lab: torch.Tensor, share: float) -> torch.Tensor:
-    """(N, K) long: for each palette entry the lowest index of its group, where entries closer (raw LAB)
-    than ``share`` x the palette's mean distance between entries are linked, transitively."""
-    K = pal_lab.shape[-2]
-    d = torch.cdist(pal_lab, pal_lab)                                            # (N, K, K)
-    link = (d < share * d.sum((1, 2), keepdim=True) / (K * (K - 1))) | torch.eye(K, dtype=torch.bool, device=d.device)
-    lab = torch.arange(K, device=pal_lab.device).expand(len(pal_lab), K)
-    for _ in range(K):
-        lab = torch.where(link, lab[:, None, :], K).amin(-1)
-    return lab
-
-
-def region_weights(lab: torch.Tensor, pal_lab: torch.Tensor, radius: int = 2, blur: int = 3,
-                   eps: float = 1e-2) -> torch.Tensor:
-    """Which palette region each pixel belongs to, for the per-region tuples (ours; :class:`PairSampler`).
-
-    ``lab`` (N, 3, H, W) and ``pal_lab`` (N, K, 3): raw LAB. Each pixel goes to its nearest entry (the
-    prior's distance, but hard), then to the entry most of its (2 ``radius`` + 1)² neighbours went to (a
-    majority vote: specks join the region around them). The one-hot map is then softened by a guided
-    filter of radius ``blur`` guided by the image's colour (:func:`pnlib.correspondence.guided_filter`,
-    ``eps`` on normalised LAB): a seam inside a smooth gradient (a sky spanning two entries) becomes a
-    ramp, not a step, while a seam on an edge of the image stays sharp. Returns weights (N, K, H, W) >= 0
-    that sum to 1 over K.
-    """
-    K = pal_lab.shape[-2]
-    d2 = (lab[:, None] - pal_lab[..., None, None]).square().sum(2)               # (N, K, H, W)
-    w = F.one_hot(d2.argmin(1), K).movedim(-1, 1).to(lab.dtype)
-    if radius:
-        w = F.one_hot(box_mean(w, radius).argmax(1), K).movedim(-1, 1).to(lab.dtype)
-    if blur:
-        w = guided_filter(w, normalize_lab(lab), blur, eps).clamp_min_(0)
-        w = w / w.sum(1, keepdim=True).clamp_min(1e-6)
-    return w
 
 
 def validation_set(pairs: list[Pair], size=(96, 144), device="cpu") -> dict:

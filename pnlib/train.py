@@ -40,6 +40,7 @@ from .config import Stopwatch, default_out, get_config, resolve_device
 from .data import PairSampler, load_split, nested_subset, validation_set
 from .metrics import mean_delta_e00
 from .model import Discriminator, PaletteNet, recolor_batched
+from .regions import RegionTuples
 
 
 @dataclass
@@ -94,6 +95,14 @@ def _distributed() -> tuple[int, int, int]:
     return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def _region_tuples(cfg: dict):
+    """Ours, off by default: the sampler's per-region tuples (:class:`pnlib.regions.RegionTuples`), or None."""
+    if not cfg.get("regions", 0.0):
+        return None
+    return RegionTuples(cfg["regions"], cfg.get("region_radius", 2), cfg.get("region_blur", 3),
+                        cfg.get("region_eps", 1e-2), cfg.get("region_merge", 0.0))
+
+
 def build_run(cfg: dict, out: Path) -> Run:
     """Networks, optimisers, the sampler over the training photos and the fixed validation set.
 
@@ -113,9 +122,7 @@ def build_run(cfg: dict, out: Path) -> Run:
     train_pairs = nested_subset(train_pairs, cfg.get("train_photos", 0))
     sampler = PairSampler(train_pairs, size=tuple(cfg["size"]), batch_size=cfg["batch"], device=device,
                           seed=cfg["seed"] + 1000 * rank, scale=tuple(cfg["crop_scale"]), jitter=cfg["jitter"],
-                          source_palette=G.uses_source_palette, regions=cfg.get("regions", 0.0),
-                          region_radius=cfg.get("region_radius", 2), region_blur=cfg.get("region_blur", 3),
-                          region_eps=cfg.get("region_eps", 1e-2), region_merge=cfg.get("region_merge", 0.0))
+                          source_palette=G.uses_source_palette, extra=_region_tuples(cfg))
     val = validation_set(val_pairs, size=tuple(cfg["size"]), device=device)
     run = Run(cfg=cfg, out=Path(out), device=device, G=G, D=D, opt_g=_adam(G.parameters(), cfg, device),
               opt_rd=_adam(G.decoder.parameters(), cfg, device), opt_d=_adam(D.parameters(), cfg, device),

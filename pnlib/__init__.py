@@ -2,7 +2,7 @@
 
 Layers, lowest first (a module imports only modules before it in this list; tests/test_layers.py
 reads the imports and checks it):
-config -> color -> palette -> photos -> data -> correspondence -> model -> checkpoint -> losses -> metrics ->
+config -> color -> palette -> photos -> data -> correspondence -> regions -> model -> checkpoint -> losses -> metrics ->
 inference -> baselines -> protocols -> evaluate -> train -> experiments -> exercises -> scaling -> viz -> widgets ->
 runner -> site -> bench -> __main__.
 (`inference` holds `load_model` and `recolor`; a module named `recolor` would shadow the function.

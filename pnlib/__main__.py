@@ -22,7 +22,7 @@ def _train(a) -> int:
 
     overrides = dict(steps1=a.steps1, steps2=a.steps2, batch=a.batch, device=a.device, data=a.data,
                      seed=a.seed, head=a.head, lr=a.lr, train_photos=a.train_photos, split_seed=a.split_seed,
-                     size=a.size, width=a.width)
+                     size=a.size, width=a.width, regions=a.regions)
     train(a.preset, out=a.out, until_phase=a.until_phase, progress=not a.no_progress, **overrides)
     return 0
 
@@ -230,6 +230,9 @@ def _training_parsers(sub) -> None:
                    help="RD's output: 'palette' (default, ours: palette correspondence), 'affine' (ours) "
                         "or 'direct' (the paper's tanh)")
     t.add_argument("--lr", type=float, help="override the preset's Adam learning rate")
+    t.add_argument("--regions", type=float, metavar="SHARE",
+                   help="ours, not in the paper: this share of the tuples recolours each palette region by its "
+                        "own hue shift (default 0: the paper's global hue shifts only)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=_train)
 

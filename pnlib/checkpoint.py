@@ -119,7 +119,8 @@ def config_differences(saved: dict, wanted: dict, keys=("preset",) + ARCH_KEYS) 
 #: for a run that asks for these (``load_or_train(..., lr=2e-4)`` must not load a run trained at 1e-3).
 #: Compared where the checkpoint records them. The step counts are not here: more steps resume a run.
 TRAINING_KEYS = ("lr", "betas", "lam", "batch", "size", "crop_scale", "jitter", "data", "seed", "split_seed",
-                 "train_photos")
+                 "train_photos", "regions", "region_radius", "region_blur",
+                 "region_eps", "region_merge", "grad_loss")
 
 
 def check_matches(state: dict, cfg: dict, what: str) -> None:

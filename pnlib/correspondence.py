@@ -60,21 +60,7 @@ class PaletteTransfer(nn.Module):
         if r <= 0:
             return w
         guide = I_s[:, :1] if self.training else I_s   # training: L alone (see the docstring)
-        C, K, (H, W) = guide.shape[1], w.shape[1], w.shape[-2:]
-        f = 2 if r >= 2 else 1   # the coefficients on a half-size grid (He & Sun's fast guided filter)
-        I, v = (F.avg_pool2d(x, f) if f > 1 else x for x in (guide, w))
-        r = max(1, r // f)
-        mI, mw = box_mean(I, r), box_mean(v, r)                                    # (N, C|K, h, w)
-        outer = (I[:, :, None] * I[:, None]).flatten(1, 2)                          # (N, C², h, w)
-        cov = box_mean(outer, r).unflatten(1, (C, C)) - mI[:, :, None] * mI[:, None]  # (N, C, C, h, w)
-        cov = cov + self.guide_eps * torch.eye(C, dtype=w.dtype, device=w.device)[..., None, None]
-        cross = box_mean((I[:, :, None] * v[:, None]).flatten(1, 2), r).unflatten(1, (C, K))
-        cross = cross - mI[:, :, None] * mw[:, None]                                # (N, C, K, h, w)
-        inv = _inverse3(cov) if C == 3 else 1.0 / cov
-        a = torch.einsum("nijhw,njkhw->nikhw", inv, cross).flatten(1, 2)           # (N, CK, h, w)
-        b = mw - (a.unflatten(1, (C, K)) * mI[:, :, None]).sum(1)
-        a, b = (F.interpolate(box_mean(x, r), size=(H, W), mode="bilinear", align_corners=False) for x in (a, b))
-        return (a.unflatten(1, (C, K)) * guide[:, :, None]).sum(1) + b
+        return guided_filter(w, guide, r, self.guide_eps)
 
     def prior_logits(self, I_s, P_s):
         """-|I_s(x) - P_s,k|² / (2 (τσ)²) in raw LAB: (N, 6, H, W)."""
@@ -106,6 +92,30 @@ class PaletteTransfer(nn.Module):
         per_entry = torch.stack([re, -im, im, re, c_a, c_b], -1)               # (N, 6 entries, 6)
         A11, A12, A21, A22, b1, b2 = torch.einsum("nkhw,nkj->njhw", w, per_entry).unbind(1)
         return _affine_to_normalised(A11, A12, A21, A22, b1, b2)
+
+
+def guided_filter(w, guide, r: int, eps: float):
+    """He et al.'s guided filter of ``w`` (N, K, H, W) by ``guide`` (N, C, H, W), C = 1 or 3, radius ``r`` >= 1.
+
+    The local linear coefficients are found on a half-size grid for r >= 2 and upsampled (He and Sun's
+    fast guided filter, 2015). Linear in ``w`` and maps a constant to itself, so Σ_k w_k = 1 is kept.
+    Used by :meth:`PaletteTransfer.smooth` and by the per-region training tuples (:func:`pnlib.data.region_weights`).
+    """
+    C, K, (H, W) = guide.shape[1], w.shape[1], w.shape[-2:]
+    f = 2 if r >= 2 else 1   # the coefficients on a half-size grid (He & Sun's fast guided filter)
+    I, v = (F.avg_pool2d(x, f) if f > 1 else x for x in (guide, w))
+    r = max(1, r // f)
+    mI, mw = box_mean(I, r), box_mean(v, r)                                    # (N, C|K, h, w)
+    outer = (I[:, :, None] * I[:, None]).flatten(1, 2)                          # (N, C², h, w)
+    cov = box_mean(outer, r).unflatten(1, (C, C)) - mI[:, :, None] * mI[:, None]  # (N, C, C, h, w)
+    cov = cov + eps * torch.eye(C, dtype=w.dtype, device=w.device)[..., None, None]
+    cross = box_mean((I[:, :, None] * v[:, None]).flatten(1, 2), r).unflatten(1, (C, K))
+    cross = cross - mI[:, :, None] * mw[:, None]                                # (N, C, K, h, w)
+    inv = _inverse3(cov) if C == 3 else 1.0 / cov
+    a = torch.einsum("nijhw,njkhw->nikhw", inv, cross).flatten(1, 2)           # (N, CK, h, w)
+    b = mw - (a.unflatten(1, (C, K)) * mI[:, :, None]).sum(1)
+    a, b = (F.interpolate(box_mean(x, r), size=(H, W), mode="bilinear", align_corners=False) for x in (a, b))
+    return (a.unflatten(1, (C, K)) * guide[:, :, None]).sum(1) + b
 
 
 def _inverse3(m):

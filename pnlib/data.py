@@ -264,12 +264,15 @@ class PairSampler:
     name), ``shift_s, shift_t`` (B,) float degrees, ``flip, flip_o`` (B,) bool, ``scale`` (B,) the crop
     scale of I_s; and the RGB crops ``rgb, rgb_o`` (B, 3, H, W). Random numbers come from a CPU
     ``torch.Generator`` seeded by ``seed``, so a seed gives the same batches on every device.
-    Iterating the sampler yields batches forever.
+    Iterating the sampler yields batches forever. ``extra`` (ours, off: the paper's tuples): a callable
+    ``extra(batch, rgb, palettes, lab_s, generator)`` that changes each batch in place once the paper's
+    tuple is drawn, given the crops, their palettes (jittered with them) and I_s in raw LAB
+    (:class:`pnlib.regions.RegionTuples`).
     """
 
     def __init__(self, pairs: list[Pair], size=(96, 144), batch_size: int = 16, device="cpu",
                  seed: int = 0, scale=(0.5, 1.0), canvas: float = 1.25, jitter: float = 0.0,
-                 source_palette: bool = False):
+                 source_palette: bool = False, extra=None):
         if not pairs:
             raise ValueError("PairSampler needs at least one pair")
         self.size = _check_size(size)
@@ -282,6 +285,7 @@ class PairSampler:
             raise ValueError(f"canvas must be >= 1 (times the output size), got {canvas}")
         self.batch_size, self.scale, self.seed, self.jitter = int(batch_size), (lo, hi), seed, float(jitter)
         self.source_palette = bool(source_palette)
+        self.extra = extra
         self.device = torch.device(device)
         H, W = self.size
         self.canvas_size = (math.ceil(canvas * H), math.ceil(canvas * W))
@@ -367,8 +371,10 @@ class PairSampler:
             rgb, rgb_o = self._crops(j, flip, u, pos), None
         jd = j.to(dev)
         pal = self.palettes[jd]
+        pal_crop = pal  # the palette of the crop as the network sees it (jittered with it), for ``extra``
         if self.jitter:
-            rgb, pal_j = self._jitter(rgb, pal if self.source_palette else None)
+            rgb, pal_j = self._jitter(rgb, pal if self.source_palette or self.extra else None)
+            pal_crop = pal_j if pal_j is not None else pal
             pal = pal_j if self.source_palette else pal
             jitter_o = self._jitter_draw(B)  # drawn in phase 1 too: both phases draw the same numbers
         st = torch.cat([s, t]).to(dev)
@@ -381,6 +387,8 @@ class PairSampler:
         }
         if self.source_palette:  # P_s = hue_shift(P_j, s): the source's palette, entry by entry with P_t
             out["P_s"] = palette_lab_norm(pal, st[:B])
+        if self.extra:  # ours (pnlib.regions): drawn last, so the paper's tuples keep their stream of numbers
+            self.extra(out, rgb, pal_crop, lab[:B], g)
         if with_o:
             P_o = self.palettes[o.to(dev)]
             if self.jitter:  # I_o jittered like I_s (and P_o like P_t where P_t is): D cannot tell by jitter

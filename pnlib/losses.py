@@ -50,6 +50,19 @@ def e_loss(ab_pred, ab_target):
     return diff.square().sum(dim=(-3, -2, -1)).mean()
 
 
+def gradient_loss(ab_pred, ab_target):
+    """Ours, not in the paper: the E-loss of the ab *gradients*, Σ_H Σ_W |∇Îab_t − ∇Iab_t|² (forward
+    differences along H and W, normalised ab), averaged over the batch; on the scale of :func:`e_loss`.
+
+    The E-loss charges a pixel's colour once; an output that flips between two palette colours from one
+    pixel to the next (speckle, bands: the stray edges of :func:`pnlib.metrics.stray_edges`) where the
+    target is smooth is charged once more per edge it makes. Weighted by the ``grad_loss`` setting.
+    """
+    d = ab_pred.float() - ab_target.float()
+    dx, dy = d[..., :, 1:] - d[..., :, :-1], d[..., 1:, :] - d[..., :-1, :]
+    return dx.square().sum(dim=(-3, -2, -1)).mean() + dy.square().sum(dim=(-3, -2, -1)).mean()
+
+
 def discriminator_terms(D, I_hat, P_t, I_o, P_o, anticheat=True):
     """D's logit maps for the pairs of eq. (7) (or eq. (5) only), keyed as in PAIRS.
 

@@ -40,6 +40,7 @@ from .config import Stopwatch, default_out, get_config, resolve_device
 from .data import PairSampler, load_split, nested_subset, validation_set
 from .metrics import mean_delta_e00
 from .model import Discriminator, PaletteNet, recolor_batched
+from .regions import RegionTuples
 
 
 @dataclass
@@ -94,6 +95,14 @@ def _distributed() -> tuple[int, int, int]:
     return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def _region_tuples(cfg: dict):
+    """Ours, off by default: the sampler's per-region tuples (:class:`pnlib.regions.RegionTuples`), or None."""
+    if not cfg.get("regions", 0.0):
+        return None
+    return RegionTuples(cfg["regions"], cfg.get("region_radius", 2), cfg.get("region_blur", 3),
+                        cfg.get("region_eps", 1e-2), cfg.get("region_merge", 0.0))
+
+
 def build_run(cfg: dict, out: Path) -> Run:
     """Networks, optimisers, the sampler over the training photos and the fixed validation set.
 
@@ -113,7 +122,7 @@ def build_run(cfg: dict, out: Path) -> Run:
     train_pairs = nested_subset(train_pairs, cfg.get("train_photos", 0))
     sampler = PairSampler(train_pairs, size=tuple(cfg["size"]), batch_size=cfg["batch"], device=device,
                           seed=cfg["seed"] + 1000 * rank, scale=tuple(cfg["crop_scale"]), jitter=cfg["jitter"],
-                          source_palette=G.uses_source_palette)
+                          source_palette=G.uses_source_palette, extra=_region_tuples(cfg))
     val = validation_set(val_pairs, size=tuple(cfg["size"]), device=device)
     run = Run(cfg=cfg, out=Path(out), device=device, G=G, D=D, opt_g=_adam(G.parameters(), cfg, device),
               opt_rd=_adam(G.decoder.parameters(), cfg, device), opt_d=_adam(D.parameters(), cfg, device),
@@ -190,6 +199,8 @@ def phase1_step(run: Run, b: dict) -> dict:
     with _autocast(run.device):
         ab = run.dec(run.enc(b["I_s"]), b["P_t"], b["I_s"], b.get("P_s"))  # G(I_s, P_t), eq. (2)
     loss = Ls.e_loss(ab.float(), b["I_t"][:, 1:])
+    if run.cfg.get("grad_loss", 0.0):  # ours: off by default (pnlib.losses.gradient_loss)
+        loss = loss + run.cfg["grad_loss"] * Ls.gradient_loss(ab, b["I_t"][:, 1:])
     run.opt_g.zero_grad(set_to_none=True)
     loss.backward()
     run.opt_g.step()
@@ -221,6 +232,8 @@ def phase2_step(run: Run, b: dict, with_accuracy: bool = False, adv_weight: floa
     run.opt_d.step()
 
     loss_e = Ls.e_loss(ab.float(), b["I_t"][:, 1:])
+    if run.cfg.get("grad_loss", 0.0):  # ours: off by default (pnlib.losses.gradient_loss)
+        loss_e = loss_e + run.cfg["grad_loss"] * Ls.gradient_loss(ab, b["I_t"][:, 1:])
     with _autocast(run.device):
         loss_adv = Ls.adversarial_loss(D, I_hat, b["P_t"])
     loss_g = Ls.generator_loss(loss_e, adv_weight * loss_adv, run.cfg["lam"])

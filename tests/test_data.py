@@ -188,6 +188,7 @@ def test_random_crops_vary_and_seed_controls_them(split):
     assert (rgb[0] - rgb[1:]).abs().amax(dim=(1, 2, 3)).min() > 1e-3
 
 
+
 def test_sampler_rejects_bad_arguments(split):
     train, _ = split
     with pytest.raises(ValueError, match="at least one pair"):

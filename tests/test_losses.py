@@ -13,6 +13,7 @@ from pnlib.losses import (
     discriminator_terms,
     e_loss,
     generator_loss,
+    gradient_loss,
 )
 from pnlib.model import Discriminator
 
@@ -52,6 +53,17 @@ def tensors():
 
 def softplus(x):
     return math.log1p(math.exp(x))
+
+
+def test_gradient_loss_charges_speckle_not_offsets():
+    """Ours: the E-loss of the ab gradients; zero for an equal or uniformly offset output, large for speckle."""
+    t = torch.rand(2, 2, 8, 12)
+    assert gradient_loss(t, t) == 0
+    assert gradient_loss(t + 0.1, t) < 1e-10                     # a uniform offset has the target's gradients
+    d = torch.zeros(2, 2, 8, 12)
+    d[..., 3, 5] = 0.5                                           # one flipped pixel: four edges of 0.5
+    torch.testing.assert_close(gradient_loss(t + d, t), torch.tensor(2 * 4 * 0.25))
+    torch.testing.assert_close(e_loss(t + d, t), torch.tensor(2 * 0.25))
 
 
 def test_discriminator_loss_is_the_four_pairs_of_eq7():

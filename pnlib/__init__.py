@@ -2,9 +2,9 @@
 
 Layers, lowest first (a module imports only modules before it in this list; tests/test_layers.py
 reads the imports and checks it):
-config -> color -> palette -> photos -> data -> correspondence -> regions -> model -> checkpoint -> losses -> metrics ->
-inference -> baselines -> protocols -> evaluate -> train -> experiments -> exercises -> scaling -> viz -> widgets ->
-runner -> site -> bench -> __main__.
+config -> color -> palette -> photos -> data -> correspondence -> regions -> model -> checkpoint -> losses ->
+metrics -> inference -> rgbxy -> baselines -> protocols -> evaluate -> train -> experiments -> exercises -> scaling ->
+viz -> widgets -> runner -> site -> bench -> __main__.
 (`inference` holds `load_model` and `recolor`; a module named `recolor` would shadow the function.
 It sits below `train`, so recolouring a photo never loads the training loop.) Every module stays
 within 450 lines and every function within 50 (tests/test_layers.py checks both). See README.md,

@@ -271,7 +271,7 @@ def _check_train(fn, steps: int = 3) -> str | None:
 def _reference_train_phase1(G, sampler, steps, lr):
     from .train import phase1_step
 
-    run = SimpleNamespace(enc=G.encoder, dec=G.decoder, device=torch.device("cpu"),
+    run = SimpleNamespace(enc=G.encoder, dec=G.decoder, device=torch.device("cpu"), cfg={},   # the paper's loss only
                           opt_g=torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999)))
     return [float(phase1_step(run, sampler.sample())["loss_e"]) for _ in range(steps)]
 

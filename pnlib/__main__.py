@@ -24,6 +24,9 @@ def _train(a) -> int:
                      seed=a.seed, head=a.head, lr=a.lr, train_photos=a.train_photos, split_seed=a.split_seed,
                      size=a.size, width=a.width, regions=a.regions)
     train(a.preset, out=a.out, until_phase=a.until_phase, progress=not a.no_progress, **overrides)
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():   # under torchrun: close the process group before exit,
+        dist.destroy_process_group()                    # or gloo's threads can abort a rank at teardown
     return 0
 
 

@@ -54,7 +54,7 @@ def test_protocol_b_gives_the_paper_head_the_target_paired_with_the_photos_palet
     G = PaletteNet(8, head="direct").eval()
     train, val = split_pairs(load_pairs("bundled"))
     res = protocol_b(G, val, train, (32, 48), n_photo=1, n_random=2, keep_outputs=True)
-    assert set(res["methods"]) == {"identity", "chang", "paper"}
+    assert set(res["methods"]) == {"identity", "chang", "tan", "paper"}
     o, i = res["outputs"], len(res["tuples"]) - 1                 # a random palette: far from any order
     v = int(o["image_index"][i])
     P_s, P_t = val[v].palette, o["target_palette"][i]

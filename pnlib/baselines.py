@@ -12,7 +12,7 @@ it recolours with one global colour transfer function, blind to where a pixel is
 - :func:`tan_palette`, :func:`tan_layers`, :func:`tan_recolor`: J. Tan, J. Echevarria, Y. Gingold,
   "Efficient palette-based decomposition and recoloring of images via RGBXY-space geometry", ACM TOG
   37(6) (SIGGRAPH Asia 2018), written from the paper: a later method than PaletteNet (not in its §4.5),
-  the palette recolouring compared against today. Its palette is the simplified convex hull of the
+  a palette recolouring newer work compares against. Its palette is the simplified convex hull of the
   pixels; each pixel is a convex mix of it, with weights smooth in space (RGBXY geometry).
 """
 from __future__ import annotations

@@ -18,7 +18,7 @@ the median over the tuples; and the mean |ΔL| against the source (luminance kep
   correspondence a Chang user sets by hand. (Chang's own palette, :func:`~pnlib.baselines.chang_palette`,
   would give Chang a different target than PaletteNet's P_t; with P_j both methods get one target.)
 * ``tan``: Tan, Echevarria, Gingold 2018 (:func:`pnlib.baselines.tan_layers`; after PaletteNet, so
-  not in §4.5, but the palette recolouring compared against today). It recolours with *its own*
+  not in §4.5, but one newer work compares against). It recolours with *its own*
   palette (the simplified convex hull of the pixels), so it gets the same edit in that palette:
   each of its colours hue-shifted by t (eq. 10, clipped to sRGB). Its layers are computed once per
   photo (:func:`tan_decompositions`; time reported apart), each recolouring is then a weighted sum;

@@ -2,7 +2,7 @@
 
 J. Tan, J. Echevarria, Y. Gingold, "Efficient palette-based decomposition and recoloring of images via
 RGBXY-space geometry", ACM TOG 37(6) (SIGGRAPH Asia 2018), written from the paper: a later method than
-PaletteNet (not in its §4.5), the palette recolouring compared against today. Its palette is the
+PaletteNet (not in its §4.5) that newer palette recolouring work compares against. Its palette is the
 simplified convex hull of the pixels (:func:`tan_palette`); each pixel is a convex mix of it, with
 weights smooth in space (:func:`tan_layers`); a recolouring is then a weighted sum (:class:`TanLayers`).
 :mod:`pnlib.baselines` re-exports these beside Chang et al.; :mod:`pnlib.protocols` evaluates them.

@@ -120,7 +120,7 @@ def config_differences(saved: dict, wanted: dict, keys=("preset",) + ARCH_KEYS) 
 #: Compared where the checkpoint records them. The step counts are not here: more steps resume a run.
 TRAINING_KEYS = ("lr", "betas", "lam", "batch", "size", "crop_scale", "jitter", "data", "seed", "split_seed",
                  "train_photos", "regions", "region_radius", "region_blur",
-                 "region_eps", "region_merge", "grad_loss")
+                 "region_eps", "region_merge", "grad_loss", "pasted")
 
 
 def check_matches(state: dict, cfg: dict, what: str) -> None:

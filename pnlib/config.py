@@ -120,6 +120,8 @@ COMMON = dict(
     region_eps=1e-2,           # ... and its ε (normalised LAB): larger, softer seams where the photo has no edge
     region_merge=0.0,          # ... entries closer than this share of the palette's mean distance share one angle
                                # (0: every entry its own): no sharp seam is asked for between similar colours
+    pasted=0.0,                # ours, off: the share of tuples that paste two crops, each side turned by its own
+                               # hue shift (pnlib.regions.PastedPairs); measured in benchmarks/RESULTS.md
     grad_loss=0.0,             # ours, off (the paper's E-loss alone): weight of the E-loss of the ab gradients
                                # (pnlib.losses.gradient_loss), against speckle and bands the target does not have
     head="palette",            # ours, what every preset trains: RD also reads the photo's palette P_s and

@@ -5,7 +5,8 @@ one angle, so nothing in them says which region of the photo a palette colour be
 head's colour-distance prior already predicts such a target, up to how sharp its weights are, and its
 learned corrections get no signal. :class:`RegionTuples` (``train --regions SHARE``; config ``regions``,
 ``region_radius``, ``region_blur``, ``region_eps``, ``region_merge``) gives a share of the tuples one
-angle per palette entry instead, applied to that entry's region of the crop. benchmarks/RESULTS.md
+angle per palette entry instead, applied to that entry's region of the crop; :class:`PastedPairs`
+(setting ``pasted``) pastes two crops and turns each side by its own angle. benchmarks/RESULTS.md
 ("Training that tells regions apart") has what it did: better adherence at equal L than the untrained
 prior, but more stray edges; no setting tried beat the prior on both. Imports data and correspondence.
 """
@@ -112,3 +113,51 @@ def region_weights(lab: torch.Tensor, pal_lab: torch.Tensor, radius: int = 2, bl
         w = guided_filter(w, normalize_lab(lab), blur, eps).clamp_min_(0)
         w = w / w.sum(1, keepdim=True).clamp_min(1e-6)
     return w
+
+
+class PastedPairs:
+    """A :class:`pnlib.data.PairSampler` ``extra``: pasted photo pairs for a share ``share`` of each batch
+    (ours, not in the paper).
+
+    Row b's crop and the next row's crop are pasted along a random straight seam (vertical or horizontal,
+    at 30-70 % of the side): I_j = M·crop_b + (1 − M)·crop_b+1. Its palette is the three largest colours
+    of each photo's palette (entries 0-2 from b, 3-5 from b+1), so every entry belongs to one side.
+    I_s, P_s: the global s-shift of the pasted crop, as for any tuple; the target turns each side by its own
+    angle, I_t = M·hue_shift(I_j, t_A) + (1 − M)·hue_shift(I_j, t_B) (L kept, eq. 10), and P_t entries
+    0-2 by t_A, 3-5 by t_B. A colour-distance prior sends every pixel with the colour of B's entries by
+    B's angle, wherever it is: only where the pixel *is* says which angle is right. Adds ``pasted`` (B,)
+    bool (which rows) and ``shift_sides`` (B, 2): t_A, t_B in degrees.
+    """
+
+    def __init__(self, share: float):
+        if not 0.0 <= float(share) <= 1.0:
+            raise ValueError(f"pasted must be a share in [0, 1], got {share}")
+        self.share = float(share)
+
+    def __call__(self, out: dict, rgb: torch.Tensor, pal: torch.Tensor, lab_s: torch.Tensor,
+                 g: torch.Generator) -> None:
+        B, (H, W) = len(rgb), rgb.shape[-2:]
+        rows = torch.rand(B, generator=g) < self.share
+        t = torch.tensor(SHIFTS, dtype=torch.float32)[torch.randint(len(SHIFTS), (B, 2), generator=g)]
+        seam, across = 0.3 + 0.4 * torch.rand(B, generator=g), torch.rand(B, generator=g) < 0.5
+        dev = rgb.device
+        i = rows.nonzero()[:, 0]
+        if len(i):
+            n = len(i)
+            x = (torch.arange(W) + 0.5) / W
+            y = (torch.arange(H) + 0.5) / H
+            M = torch.where(across[i, None, None], x[None, None, :] < seam[i, None, None],
+                            y[None, :, None] < seam[i, None, None]).to(rgb.dtype)[:, None].to(dev)  # (n, 1, H, W)
+            j, k = i.to(dev), ((i + 1) % B).to(dev)
+            pasted = M * rgb[j] + (1 - M) * rgb[k]
+            P_j = torch.cat([pal[j, :3], pal[k, :3]], 1)                                      # (n, 6, 3)
+            s, (tA, tB) = out["shift_s"][j], t[i].to(dev).unbind(1)
+            shifted = hue_shift(torch.cat([pasted, pasted, pasted]), torch.cat([s, tA, tB]))
+            out["I_s"][j] = _lab_norm(shifted[:n])
+            out["I_t"][j] = _lab_norm(M * shifted[n:2 * n] + (1 - M) * shifted[2 * n:])
+            ang = torch.cat([tA[:, None].expand(n, 3), tB[:, None].expand(n, 3)], 1)         # (n, 6)
+            out["P_t"][j] = palette_lab_norm(P_j.reshape(n * 6, 1, 3), ang.flatten()).view(n, 6, 3)
+            if "P_s" in out:
+                out["P_s"][j] = palette_lab_norm(P_j, s)
+            out["rgb"][j] = pasted
+        out["pasted"], out["shift_sides"] = rows.to(dev), t.to(dev)

@@ -40,7 +40,7 @@ from .config import Stopwatch, default_out, get_config, resolve_device
 from .data import PairSampler, load_split, nested_subset, validation_set
 from .metrics import mean_delta_e00
 from .model import Discriminator, PaletteNet, recolor_batched
-from .regions import RegionTuples
+from .regions import PastedPairs, RegionTuples
 
 
 @dataclass
@@ -96,7 +96,10 @@ def _distributed() -> tuple[int, int, int]:
 
 
 def _region_tuples(cfg: dict):
-    """Ours, off by default: the sampler's per-region tuples (:class:`pnlib.regions.RegionTuples`), or None."""
+    """Ours, off by default: the sampler's per-region tuples (:class:`pnlib.regions.RegionTuples`) or pasted
+    pairs (:class:`pnlib.regions.PastedPairs`), or None."""
+    if cfg.get("pasted", 0.0):
+        return PastedPairs(cfg["pasted"])
     if not cfg.get("regions", 0.0):
         return None
     return RegionTuples(cfg["regions"], cfg.get("region_radius", 2), cfg.get("region_blur", 3),

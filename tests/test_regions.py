@@ -98,3 +98,23 @@ def test_region_weights_are_a_cleaned_up_partition():
     assert w[0, 0, :, :8].min() > 0.99 and w[0, 1, :, 16:].min() > 0.99
     hard = R.region_weights(lab, pal, radius=0, blur=0)
     assert hard[0, 1, 4, 4] == 1 and set(hard.unique().tolist()) == {0.0, 1.0}
+
+
+def test_pasted_pairs_turn_each_side_by_its_own_angle(split):
+    """PastedPairs (ours): each pixel of I_t is the pasted crop turned by t_A or by t_B (both sides occur),
+    and L is the source's."""
+    train, _ = split
+    b = D.PairSampler(train, size=SIZE, batch_size=6, seed=1, source_palette=True,
+                      extra=R.PastedPairs(1.0)).sample()
+    assert b["pasted"].all() and b["shift_sides"].shape == (6, 2)
+    assert (b["I_t"][:, 0] - b["I_s"][:, 0]).abs().max() <= 1e-4
+    for i in range(6):
+        tA, tB = b["shift_sides"][i].tolist()
+        if tA == tB:
+            continue
+        a, c = (normalize_lab(hue_shift(b["rgb"][i], t, dim=0), 0).clamp(-1, 1) for t in (tA, tB))
+        dA, dB = ((b["I_t"][i] - x).abs().amax(0) for x in (a, c))
+        assert (torch.minimum(dA, dB) < 1e-3).float().mean() > 0.99
+        assert (dA < 1e-3).float().mean() > 0.2 and (dB < 1e-3).float().mean() > 0.2
+    with pytest.raises(ValueError, match="pasted"):
+        R.PastedPairs(2.0)

@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .color import hue_shift, lab_to_rgb, rgb_to_lab
-from .palette import parse_palette
-from .rgbxy import TanLayers, tan_layers, tan_palette, tan_recolor  # noqa: F401 - Tan et al. live in pnlib.rgbxy
+from .rgbxy import TanLayers, _palette, tan_layers, tan_palette, tan_recolor  # noqa: F401 - Tan et al.: pnlib.rgbxy
 
 __all__ = ["identity", "oracle", "chang_palette", "chang_target_luminance", "chang_luminance_curve",
            "chang_transfer_lab", "chang_recolor", "tan_palette", "tan_layers", "tan_recolor", "TanLayers"]
@@ -48,14 +47,6 @@ def oracle(rgb: torch.Tensor, degrees, dim: int = -3) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def _palette(p, name: str) -> torch.Tensor:
-    """Any palette form -> ``(k, 3)`` float64 RGB tensor."""
-    t = p.detach().cpu().double() if torch.is_tensor(p) else parse_palette(p).double()
-    if t.ndim != 2 or t.shape[1] != 3:
-        raise ValueError(f"{name} must be a (k, 3) RGB palette, got shape {tuple(t.shape)}")
-    return t.clamp(0.0, 1.0)
-
-
 def _in_gamut(L: torch.Tensor, ab: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
     """Whether LAB colours ``(L, a, b)`` (``L``: (...), ``ab``: (..., 2)) lie in the sRGB gamut."""
     lab = torch.cat([L.unsqueeze(-1), ab], -1)

@@ -21,11 +21,11 @@ from .palette import parse_palette
 __all__ = ["tan_palette", "tan_layers", "tan_recolor", "TanLayers"]
 
 
-def _target(p) -> torch.Tensor:
-    """A target palette in any form :func:`~pnlib.palette.parse_palette` reads -> (k, 3) float RGB in [0, 1]."""
-    t = p.detach().cpu().float() if torch.is_tensor(p) else parse_palette(p).float()
+def _palette(p, name: str) -> torch.Tensor:
+    """Any palette form -> ``(k, 3)`` float64 RGB tensor in [0, 1] (also Chang et al.'s, :mod:`pnlib.baselines`)."""
+    t = p.detach().cpu().double() if torch.is_tensor(p) else parse_palette(p).double()
     if t.ndim != 2 or t.shape[1] != 3:
-        raise ValueError(f"target_palette must be a (k, 3) RGB palette, got shape {tuple(t.shape)}")
+        raise ValueError(f"{name} must be a (k, 3) RGB palette, got shape {tuple(t.shape)}")
     return t.clamp(0.0, 1.0)
 
 
@@ -69,10 +69,10 @@ def _collapse_lp(planes: np.ndarray, area: np.ndarray):
 
 
 def _hull(points: np.ndarray):
-    from scipy.spatial import ConvexHull
+    from scipy.spatial import ConvexHull, QhullError
     try:
         return ConvexHull(points)
-    except Exception:  # flat or too few colours (a two-colour image): joggle the input (qhull's QJ)
+    except QhullError:  # flat or too few colours (a two-colour image): joggle the input (qhull's QJ)
         return ConvexHull(points, qhull_options="QJ")
 
 
@@ -172,7 +172,7 @@ def _mix_weights(palette: np.ndarray, x: np.ndarray) -> np.ndarray:
     nearest mix.
     """
     from scipy.optimize import nnls
-    from scipy.spatial import Delaunay
+    from scipy.spatial import Delaunay, QhullError
     k = len(palette)
     W = np.zeros((len(x), k))
     out = np.ones(len(x), dtype=bool)
@@ -182,7 +182,7 @@ def _mix_weights(palette: np.ndarray, x: np.ndarray) -> np.ndarray:
         inside = (s >= 0) & (b >= -1e-9).all(1)
         W[np.nonzero(inside)[0][:, None], tri.simplices[s[inside]]] = np.clip(b[inside], 0, None)
         out = ~inside
-    except Exception:  # noqa: BLE001 - a flat palette has no tetrahedra: every colour takes the fallback
+    except QhullError:  # a flat palette has no tetrahedra: every colour takes the fallback
         pass
     A = np.vstack([palette.T, 100.0 * np.ones((1, k))])
     for i in np.nonzero(out)[0]:
@@ -206,7 +206,7 @@ class TanLayers:
 
         Each pixel is Σ_i w_i(x) P_t,i: a weighted sum, milliseconds at any size (Tan et al. §4).
         """
-        tgt = _target(target_palette)
+        tgt = _palette(target_palette, "target_palette").float()
         if tgt.shape != self.palette.shape:
             raise ValueError(f"target palette has {tgt.shape[0]} colours, Tan et al.'s palette "
                              f"{self.palette.shape[0]}")
@@ -229,7 +229,7 @@ def tan_layers(rgb: torch.Tensor, k: int = 6, palette=None) -> TanLayers:
     A pixel that the 5-D tessellation misses by rounding takes its colour's W_RGB directly.
     ``rgb``: (3, H, W) in [0, 1]. Returns :class:`TanLayers`.
     """
-    from scipy.spatial import Delaunay
+    from scipy.spatial import Delaunay, QhullError
     t0 = time.perf_counter()
     if not torch.is_tensor(rgb) or rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"tan_layers wants a (3, H, W) RGB tensor, got {getattr(rgb, 'shape', type(rgb))}")
@@ -250,7 +250,7 @@ def tan_layers(rgb: torch.Tensor, k: int = 6, palette=None) -> TanLayers:
         s, b = _barycentric(tri, X)
         ok = (s >= 0) & (b >= -1e-7).all(1)
         Wpx = np.einsum("nj,njk->nk", np.clip(b, 0, None), w_rgb[tri.simplices[np.maximum(s, 0)]])
-    except Exception:  # noqa: BLE001 - a degenerate 5-D hull: every pixel by its colour alone
+    except QhullError:  # a degenerate 5-D hull: every pixel by its colour alone
         ok = np.zeros(len(X), dtype=bool)
         Wpx = np.zeros((len(X), len(P)))
     if (~ok).any():
@@ -263,5 +263,5 @@ def tan_layers(rgb: torch.Tensor, k: int = 6, palette=None) -> TanLayers:
 def tan_recolor(rgb: torch.Tensor, target_palette, layers: TanLayers | None = None) -> torch.Tensor:
     """Recolour ``rgb`` (3, H, W) by Tan et al. 2018: its palette's colour i becomes ``target_palette``'s
     colour i (:func:`tan_layers`; pass ``layers`` to reuse a decomposition). Returns (3, H, W) RGB."""
-    layers = layers if layers is not None else tan_layers(rgb, k=len(_target(target_palette)))
+    layers = layers if layers is not None else tan_layers(rgb, k=len(_palette(target_palette, "target_palette")))
     return layers.recolor(target_palette).to(rgb.device)

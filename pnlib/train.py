@@ -197,13 +197,20 @@ def _autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def _e_loss(run: Run, ab: torch.Tensor, I_t: torch.Tensor) -> torch.Tensor:
+    """L_E of eq. (3) on Îab_t against I_t's ab, plus (ours, off by default: the ``grad_loss`` setting) the
+    E-loss of their gradients (:func:`pnlib.losses.gradient_loss`)."""
+    loss = Ls.e_loss(ab.float(), I_t[:, 1:])
+    if run.cfg.get("grad_loss", 0.0):
+        loss = loss + run.cfg["grad_loss"] * Ls.gradient_loss(ab, I_t[:, 1:])
+    return loss
+
+
 def phase1_step(run: Run, b: dict) -> dict:
     """§3.1: one Adam step of FE + RD on L_E(G(I_s, P_t), Iab_t), eq. (3)."""
     with _autocast(run.device):
         ab = run.dec(run.enc(b["I_s"]), b["P_t"], b["I_s"], b.get("P_s"))  # G(I_s, P_t), eq. (2)
-    loss = Ls.e_loss(ab.float(), b["I_t"][:, 1:])
-    if run.cfg.get("grad_loss", 0.0):  # ours: off by default (pnlib.losses.gradient_loss)
-        loss = loss + run.cfg["grad_loss"] * Ls.gradient_loss(ab, b["I_t"][:, 1:])
+    loss = _e_loss(run, ab, b["I_t"])
     run.opt_g.zero_grad(set_to_none=True)
     loss.backward()
     run.opt_g.step()
@@ -234,9 +241,7 @@ def phase2_step(run: Run, b: dict, with_accuracy: bool = False, adv_weight: floa
     loss_d.backward()
     run.opt_d.step()
 
-    loss_e = Ls.e_loss(ab.float(), b["I_t"][:, 1:])
-    if run.cfg.get("grad_loss", 0.0):  # ours: off by default (pnlib.losses.gradient_loss)
-        loss_e = loss_e + run.cfg["grad_loss"] * Ls.gradient_loss(ab, b["I_t"][:, 1:])
+    loss_e = _e_loss(run, ab, b["I_t"])
     with _autocast(run.device):
         loss_adv = Ls.adversarial_loss(D, I_hat, b["P_t"])
     loss_g = Ls.generator_loss(loss_e, adv_weight * loss_adv, run.cfg["lam"])

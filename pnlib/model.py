@@ -171,6 +171,14 @@ class RecoloringDecoder(nn.Module):
         An affine transform varies slowly over the image, so it can be computed small, upsampled and
         applied to the full-size source chroma (the palette sliders do this; see pnlib.widgets).
         """
+        d4 = self.decode(c, P_t, P_s)
+        if self.head != "palette":
+            return self.to_ab(torch.cat([I_s[:, :1], d4], 1))
+        corrections, prior = self.corrections(d4, I_s, P_s)               # (N, 6, H, W) each
+        return self.transfer(corrections, I_s, P_s, P_t, prior)           # (N, 6, H, W): A, β
+
+    def decode(self, c, P_t, P_s=None):
+        """d4: RD's four deconvs over c = FE(I_s), with P_t (and the palette head's P_s) tiled in (§2)."""
         c1, c2, c3, c4 = c
         P = P_t
         if self.head in SOURCE_PALETTE_HEADS:
@@ -181,13 +189,20 @@ class RecoloringDecoder(nn.Module):
         d1 = self.up1(torch.cat([tile_palette(P, c1), c1], 1))
         d2 = self.up2(torch.cat([c2, d1], 1))
         d3 = self.up3(torch.cat([tile_palette(P, c3), c3, d2], 1))
-        d4 = self.up4(torch.cat([tile_palette(P, c4), c4, d3], 1))
-        if self.head != "palette":
-            return self.to_ab(torch.cat([I_s[:, :1], d4], 1))
-        prior = self.transfer.prior_logits(I_s, P_s)                       # (N, 6, H, W)
-        logits = prior + self.to_ab(torch.cat([I_s, prior, d4], 1))
-        w = self.transfer.smooth(logits.softmax(1), I_s)                    # (N, 6, H, W), Σ_k w_k = 1
-        return self.transfer.affine(w, P_s, P_t)                           # (N, 6, H, W): A, β
+        return self.up4(torch.cat([tile_palette(P, c4), c4, d3], 1))
+
+    def corrections(self, d4, I_s, P_s):
+        """The palette head's last conv: corrections to the prior's weight logits from context, and the
+        prior's logits: ``(corrections, prior)``, (N, 6, H, W) each (see :class:`PaletteTransfer`)."""
+        prior = self.transfer.prior_logits(I_s, P_s)
+        return self.to_ab(torch.cat([I_s, _like(prior, d4), d4], 1)), prior
+
+
+def _like(x, ref):
+    """``x`` in ``ref``'s memory layout: a concatenation of channels_last maps stays channels_last, so
+    the conv after it runs without converting the whole input (on a CPU, 1.5× faster for RD's last conv)."""
+    cl = torch.channels_last
+    return x.contiguous(memory_format=cl) if ref.is_contiguous(memory_format=cl) and not ref.is_contiguous() else x
 
 
 def apply_affine(t, ab):

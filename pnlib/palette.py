@@ -280,12 +280,16 @@ def extract_palette(rgb: torch.Tensor, k: int = N_COLORS, seed: int = 0, max_pix
         px = px[:, torch.randperm(px.shape[1], generator=gen)[:max_pixels]]
     lab = rgb_to_lab(px.double(), dim=0).T
     centres = _kmeans_pp(lab, k, gen)
-    sq = lab.square().sum(1, keepdim=True)
-    nearest = lambda c: (sq - 2 * lab @ c.T + c.square().sum(1)).argmin(1)  # noqa: E731 - squared distances
+    # argmin_j |x - c_j|² = argmin_j (|c_j|² - 2 c_j·x): one fused (k, n) matrix product per iteration
+    # (k rows, so the minimum runs along the outer dimension), and the sums per cluster as weighted
+    # bincounts: 3× faster than the full (n, k) distances and ``index_add_`` on 2 CPU threads, with the
+    # same assignments and sums (benchmarks/RESULTS.md, "Where a student waits")
+    channels = lab.T.contiguous()                                                 # (3, n)
+    nearest = lambda c: torch.addmm(c.square().sum(1, keepdim=True), c, channels, alpha=-2).min(0).indices  # noqa: E731
     for _ in range(iters):
         assign = nearest(centres)
         counts = torch.bincount(assign, minlength=k)
-        sums = torch.zeros_like(centres).index_add_(0, assign, lab)
+        sums = torch.stack([torch.bincount(assign, weights=ch, minlength=k) for ch in channels], 1)
         new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centres)  # empty: keep
         if torch.allclose(new, centres, atol=1e-6):
             break

@@ -298,7 +298,8 @@ def test_transfer_takes_smaller_corrections_up_to_the_photo(model):
     """RD run on a half-size copy (recolor's net_scale): its corrections are upsampled to the photo's size,
     the prior and the softmax taken there, and the smoothing window is at least two cells of RD's grid."""
     tr = model.decoder.transfer
-    I_s, P_s, P_t = lab_norm(torch.rand(1, 3, 48, 72), dim=1), lab_norm(torch.rand(1, 6, 3)), lab_norm(torch.rand(1, 6, 3))
+    I_s = lab_norm(torch.rand(1, 3, 48, 72), dim=1)
+    P_s, P_t = lab_norm(torch.rand(1, 6, 3)), lab_norm(torch.rand(1, 6, 3))
     corr = torch.randn(1, 6, 24, 36)
     up = F.interpolate(corr, size=(48, 72), mode="bilinear", align_corners=False)
     w = tr.smooth((tr.prior_logits(I_s, P_s) + up).softmax(1), I_s, 4)   # 72/144 rounds to 1 px: 4 wins

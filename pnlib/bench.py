@@ -419,7 +419,8 @@ def bench_widget(preview: int = 256, repeat: int = 20, threads: int = 2, checkpo
         w = PaletteControl(bench_photo(size), model=model, preview=preview)
         P_t = w.palette_lab_norm()
         ms = 1000 * timeit(lambda: w.render_png(P_t), repeat)
+        h, wd = w.engine._net.net_size   # the palette head's RD runs at half the preview size (NET_SCALE)
         print(f"widget update at preview {preview} ({threads} threads): {ms:.1f} ms "
-              f"({size[1]}x{size[0]} photo, RD at {w.preview_size[1]}x{w.preview_size[0]}, {what}; "
-              f"median of {repeat} updates; target <= 30 ms){busy_note()}")
+              f"({size[1]}x{size[0]} photo, preview {w.preview_size[1]}x{w.preview_size[0]}, RD at {wd}x{h}, "
+              f"{what}; median of {repeat} updates; target <= 30 ms){busy_note()}")
         return {"preview": preview, "ms": ms, "threads": threads, "model": what}

@@ -175,11 +175,9 @@ def recolor(image, palette, model: PaletteNet | None = None, device="auto", matc
     :class:`PalettePreview` does for the palette sliders; both share :func:`render_full`.
 
     ``net_scale`` (the palette head, ours): FE and RD run at this fraction of the working size (default
-    :data:`NET_SCALE`, one half), and RD's corrections to the weights are taken up to the working size,
-    where the prior, the softmax and the edge-aware smoothing read the photo's own detail. On 14
-    held-out photos at 288×432 this gave the same adherence and hue shifts as the network at the
-    working size (``net_scale=1``, what ``python -m pnlib eval`` scores), 40 % fewer stray edges, and
-    took a third less time (benchmarks/RESULTS.md, "Where a student waits").
+    :data:`NET_SCALE`, a half), their corrections to the weights taken up to the working size, where
+    the weights read the photo's own detail. On 14 held-out photos: the adherence and hue shifts of
+    ``net_scale=1`` (what ``python -m pnlib eval`` scores), 41 % fewer stray edges, a third less time.
 
     A model with the palette head (ours, the shipped one) also reads the photo's own palette P_s,
     extracted here (:func:`palette_of`, at a long side of at most 1024 px): the user gives only P_t.
@@ -305,10 +303,9 @@ def downscale(rgb_rows, size, shape) -> torch.Tensor:
                          align_corners=False)[0].clamp_(0, 1)
 
 
-#: The palette head's network (FE, RD) runs at this fraction of the working size in :func:`recolor`
-#: and :class:`PalettePreview`; its weights are formed and smoothed at the working size itself
-#: (:class:`~pnlib.correspondence.PaletteTransfer`). 1: the network at the working size, as the
-#: evaluation runs it. Measured on 14 held-out photos (benchmarks/RESULTS.md, "Where a student waits").
+#: The palette head's FE and RD run at this fraction of the working size in :func:`recolor` and
+#: :class:`PalettePreview`; its weights are formed and smoothed at the working size itself (1: as the
+#: evaluation runs it). Measured: benchmarks/RESULTS.md, "Where a student waits".
 NET_SCALE = 0.5
 
 

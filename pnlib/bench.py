@@ -345,9 +345,11 @@ def bench_recolor(sizes=RECOLOR_SIZES, repeat: int = 5, threads: int = 2, work_s
 BENCH_PALETTE = "#264653,#2a9d8f,#e9c46a,#f4a261,#e76f51,#f1faee"
 
 
-def _versus_chang(threads: int, repeat: int, rounds: int = 3, checkpoint=None) -> dict:
+def _versus_chang(threads: int, repeat: int, rounds: int = 5, checkpoint=None) -> dict:
     """Ours and Chang et al. on the same 432×288 photo and designer palette, in this process, like for
-    like, interleaved (``rounds`` rounds of ``repeat`` runs each; medians): target ours/theirs <= 1.
+    like, interleaved: ``rounds`` rounds, each running every method once to warm up and then ``repeat``
+    timed times; each time is the median of all its ``rounds × repeat`` runs (on a shared machine
+    a run-to-run spread of ±20 % moves both alike this way). Target ours/theirs <= 1.
 
     * from the photo: each method's P_s extracted (:func:`pnlib.palette_of`; Chang's own
       :func:`~pnlib.baselines.chang_palette`), the target paired with it (:func:`~pnlib.palette.match_palette`,
@@ -377,7 +379,11 @@ def _versus_chang(threads: int, repeat: int, rounds: int = 3, checkpoint=None) -
     with torch_threads(threads):
         for _ in range(rounds):
             for k, fn in runs.items():
-                times[k].append(timeit(fn, repeat))
+                fn()
+                for _ in range(repeat):
+                    with Stopwatch() as t:
+                        fn()
+                    times[k].append(t.s)
     med = {k: statistics.median(v) for k, v in times.items()}
     busy = busy_note()
     for how in ("from the photo", "given P_s"):

@@ -221,26 +221,26 @@ def recolor_palettes(image, palettes, model: PaletteNet | None = None, device="a
     photo = _Photo(image)
     if model is None:
         model = cached_model(None, device)
-    shape = _work_shape(photo.size, work_size)
-    small = photo.resized(shape)                                         # what the network sees
-    src = photo.palette(small) if model.uses_source_palette else None   # = palette_of(image)
-    pairs = [target_and_source(small, p, model, match=match, src=src) for p in palettes]   # (P_t, P_s) of each
-    if not pairs:
-        raise ValueError("recolor_palettes needs at least one palette")
-    # The network at the photo's own size: its LAB is converted once, for the network and the rendering
-    lab = photo.lab_rows(0, shape[0]) if shape == photo.size else None
-    net = _WorkingNetwork(model, small, net_scale, lab=lab)
-    del small
-    dev = net.device
-    ts = []
-    for i in range(0, len(pairs), batch):
-        chunk = pairs[i:i + batch]
-        P_t = torch.stack([p for p, _ in chunk]).to(dev)
-        P_s = torch.stack([q for _, q in chunk]).to(dev) if src is not None else None
-        ts.append(net.predict(P_t, P_s))
-    t, affine = torch.cat(ts), net.affine
-    del net, ts                                                          # FE's features: no longer needed
-    return render_full(t, affine, photo.lab_rows if lab is None else lambda y0, y1: lab[..., y0:y1, :], photo.size)
+    with torch.inference_mode():   # no autograd bookkeeping anywhere (the model was loaded outside it)
+        shape = _work_shape(photo.size, work_size)
+        small = photo.resized(shape)                                         # what the network sees
+        src = photo.palette(small) if model.uses_source_palette else None   # = palette_of(image)
+        pairs = [target_and_source(small, p, model, match=match, src=src) for p in palettes]   # (P_t, P_s)
+        if not pairs:
+            raise ValueError("recolor_palettes needs at least one palette")
+        lab = photo.lab_rows(0, shape[0]) if shape == photo.size else None   # then converted once, for both
+        net = _WorkingNetwork(model, small, net_scale, lab=lab)
+        del small
+        ts = []
+        for i in range(0, len(pairs), batch):
+            chunk = pairs[i:i + batch]
+            P_t = torch.stack([p for p, _ in chunk]).to(net.device)
+            P_s = torch.stack([q for _, q in chunk]).to(net.device) if src is not None else None
+            ts.append(net.predict(P_t, P_s))
+        t, affine = torch.cat(ts), net.affine
+        del net, ts                                                          # FE's features: no longer needed
+        rows = photo.lab_rows if lab is None else lambda y0, y1: lab[..., y0:y1, :]
+        return render_full(t, affine, rows, photo.size)
 
 
 def _work_shape(size, work_size) -> tuple[int, int]:
@@ -312,10 +312,9 @@ NET_SCALE = 0.5
 class _WorkingNetwork:
     """FE(I_s) once on the working-resolution photo ``small`` ``(3, h, w)``; then :meth:`predict` per palette.
 
-    ``lab``: ``small`` in raw LAB ``(1, 3, h, w)`` when the caller has it. With the palette head (ours)
-    FE and RD see the photo at ``net_scale`` of the working size (area
-    average of its LAB), and RD's corrections to the weights are taken up to the working size, where
-    the prior, the softmax, the edge-aware smoothing and the transform use the photo's own detail.
+    ``lab``: ``small`` in raw LAB ``(1, 3, h, w)`` when the caller has it. With the palette head (ours) FE
+    and RD see the photo at ``net_scale`` of the working size (area average of its LAB), and RD's
+    corrections are taken up to the working size, where the weights read the photo's own detail.
     """
 
     def __init__(self, model: PaletteNet, small: torch.Tensor, net_scale: float | None = None, lab=None):
@@ -430,11 +429,12 @@ class PalettePreview:
         self.model, self.rgb = model, rgb
         H, W = rgb.shape[-2:]
         h, w = _work_shape((H, W), preview)
-        self._net = _WorkingNetwork(model, downscale(lambda y0, y1: rgb[None, :, y0:y1], (H, W), (h, w)))
-        dev, self.affine = self._net.device, self._net.affine
+        dev = next(model.parameters()).device
         with torch.inference_mode():
             self._lab_full = rgb_to_lab(rgb[None].to(dev))              # the full-size photo, raw LAB
-            self._P_s, self.photo_palette = None, None
+            small = downscale(lambda y0, y1: rgb[None, :, y0:y1], (H, W), (h, w))
+            self._net = _WorkingNetwork(model, small, lab=self._lab_full if (h, w) == (H, W) else None)
+            self.affine, self._P_s, self.photo_palette = self._net.affine, None, None
             if model.uses_source_palette:
                 src = palette_of(rgb) if photo_palette is None else photo_palette
                 self.photo_palette = torch.as_tensor(src).float()

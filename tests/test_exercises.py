@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ONE_THREAD
 from torch import nn
 
 from pnlib import exercises as X
@@ -130,23 +131,39 @@ def test_cli_writes_solved_notebooks(tmp_path):
     assert not any(X.STUB.splitlines()[-1] in "".join(c["source"]) for c in solved["cells"])
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if X.exercises_in(p)], ids=lambda p: p.name)
-def test_solved_notebook_runs_and_every_check_passes(path, tmp_path):
+def _run_solved(path, tmp):
+    """The instructor's copy of ``path``, executed at `ci` by papermill -> (process, executed copy)."""
+    from pnlib.config import default_out
+
+    solved, executed = tmp / path.name, default_out("ci") / path.name
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    X.solve_notebook(path, solved)
+    env = {**os.environ, "PNLIB_PRESET": "ci", **ONE_THREAD}
+    env.pop("MPLBACKEND", None)
+    r = subprocess.run([sys.executable, "-m", "papermill", str(solved), str(executed), "-p", "PRESET", "ci",
+                        "--cwd", str(ROOT / "notebooks")], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=900)
+    return r, executed
+
+
+WITH_EXERCISES = [p for p in NOTEBOOKS if X.exercises_in(p)]
+
+
+@pytest.fixture(scope="module")
+def solved_runs(two_lanes, tmp_path_factory):
+    """The solved notebooks, two at a time (03, which trains what 04 loads, before 04 in one lane)."""
+    lanes = [[p for p in WITH_EXERCISES if p.name[:2] < "03"], [p for p in WITH_EXERCISES if p.name[:2] >= "03"]]
+    return two_lanes(lanes, lambda p: _run_solved(p, tmp_path_factory.mktemp(p.stem)))
+
+
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.name)
+def test_solved_notebook_runs_and_every_check_passes(path, solved_runs):
     """The instructor's copy, executed at `ci` (papermill, from notebooks/ as the README runs them).
 
     The executed copy is left where `run-notebooks --preset ci` puts its own (the session's temporary
     runs folder): tests/test_site.py builds its site from there and runs only the notebooks still missing.
     """
-    from pnlib.config import default_out
-
-    solved, executed = tmp_path / path.name, default_out("ci") / path.name
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    X.solve_notebook(path, solved)
-    env = {**os.environ, "PNLIB_PRESET": "ci"}
-    env.pop("MPLBACKEND", None)
-    r = subprocess.run([sys.executable, "-m", "papermill", str(solved), str(executed), "-p", "PRESET", "ci",
-                        "--cwd", str(ROOT / "notebooks")], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=900)
+    r, executed = solved_runs[path]
     assert r.returncode == 0, r.stderr[-4000:]
     out = "".join("".join(o.get("text", "")) for c in json.loads(executed.read_text())["cells"]
                   if c["cell_type"] == "code" for o in c.get("outputs", []))

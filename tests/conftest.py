@@ -84,13 +84,20 @@ def two_lanes():
     How the suite runs its notebooks (nbval, the solved exercises): each kernel with one torch thread
     (``ONE_THREAD`` in its environment), two at a time, so two kernels share the two cores instead of
     fighting over them: the seven nbval runs took 54 s instead of 104 s (2026-12-07, 2-core CPU).
-    A notebook that loads what another trains goes in the same lane, after it.
+    A notebook that loads what another trains goes in the same lane, after it. An item whose run raised
+    (a timeout) has the exception as its result.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    def attempt(run, item):   # an exception (a timeout) becomes that item's result: one test fails, not all
+        try:
+            return run(item)
+        except Exception as e:  # noqa: BLE001 - re-raised by the test that reads it
+            return e
+
     def run_lanes(lanes, run):
         with ThreadPoolExecutor(len(lanes)) as pool:
-            parts = list(pool.map(lambda lane: {item: run(item) for item in lane}, lanes))
+            parts = list(pool.map(lambda lane: {item: attempt(run, item) for item in lane}, lanes))
         return {item: result for part in parts for item, result in part.items()}
     return run_lanes
 

@@ -163,6 +163,8 @@ def test_solved_notebook_runs_and_every_check_passes(path, solved_runs):
     The executed copy is left where `run-notebooks --preset ci` puts its own (the session's temporary
     runs folder): tests/test_site.py builds its site from there and runs only the notebooks still missing.
     """
+    if isinstance(solved_runs[path], Exception):
+        raise solved_runs[path]
     r, executed = solved_runs[path]
     assert r.returncode == 0, r.stderr[-4000:]
     out = "".join("".join(o.get("text", "")) for c in json.loads(executed.read_text())["cells"]

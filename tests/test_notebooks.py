@@ -138,4 +138,6 @@ def nbval_runs(two_lanes):
 def test_notebook_runs_under_nbval(path, nbval_runs):
     """nbval (--nbval-lax) runs the notebook top to bottom on the `ci` preset; any error fails."""
     r = nbval_runs[path]
+    if isinstance(r, Exception):
+        raise r
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
